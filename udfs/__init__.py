@@ -1,0 +1,1 @@
+"""Python UDFs for enrichment: plain logic plus thin PyFlink wrappers (none yet in the thin slice)."""
