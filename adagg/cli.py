@@ -1,0 +1,195 @@
+"""adagg command line: set up, run the local stack, render SQL, apply Pinot tables, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from adagg import env as envs
+
+
+def _env_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", default="local", help="environment file under infra/env (default: local)")
+
+
+def cmd_setup(args) -> None:
+    from adagg.setup import fetch_jvm
+
+    fetch_jvm(force=args.force)
+
+
+def cmd_stack(args) -> None:
+    from adagg.stack import Stack, tail
+
+    stack = Stack(args.env)
+    if args.action == "up":
+        from adagg.setup import fetch_jvm
+
+        fetch_jvm()
+        t0 = time.monotonic()
+        print("Starting the local stack (logs in %s) ..." % stack.log_file("x").parent)
+        stack.up(args.only)
+        print(f"Stack is up ({time.monotonic() - t0:.1f} s).")
+        _print_urls(stack)
+    elif args.action == "down":
+        stack.down(args.only)
+        print("Stack is down.")
+    elif args.action == "status":
+        rows = stack.status()
+        print(f"{'service':18} {'pid':>7} {'state':9} {'RSS MB':>7}  url")
+        for r in rows:
+            state = "healthy" if r["healthy"] else ("starting" if r["running"] else "stopped")
+            print(f"{r['service']:18} {r['pid'] or '-':>7} {state:9} {r['rss_mb'] or '-':>7}  {r['url']}")
+        total = sum(r["rss_mb"] or 0 for r in rows)
+        print(f"{'total':18} {'':7} {'':9} {total:7.0f}")
+    elif args.action == "logs":
+        names = [s.name for s in stack.select(args.only)]
+        for name in names:
+            print(f"==> {stack.log_file(name)} <==")
+            print(tail(stack.log_file(name), args.lines))
+
+
+def _print_urls(stack) -> None:
+    s = stack.s
+    print(f"  Flink web UI:    http://{s.host}:{s.flink_jobmanager.port}")
+    print(f"  Pinot console:   http://{s.host}:{s.pinot_controller.port}")
+    print(f"  Pinot broker:    http://{s.host}:{s.pinot_broker.port}")
+    print(f"  Kafka bootstrap: {s.host}:{s.kafka.port}")
+
+
+def cmd_sql(args) -> None:
+    from adagg.sql import render
+
+    sys.stdout.write(render(args.env, args.job))
+
+
+def cmd_pinot(args) -> None:
+    from adagg.kafka_io import ensure_topics
+    from adagg.pinot import apply
+
+    env = envs.load(args.env)
+    if not args.dry_run:
+        ensure_topics(env)  # Pinot cannot create a realtime table on a topic that does not exist
+    apply(env, dry_run=args.dry_run)
+
+
+def cmd_job(args) -> None:
+    from adagg import flink
+    from adagg.kafka_io import ensure_topics
+
+    env = envs.load(args.env)
+    if args.action == "submit":
+        ensure_topics(env)
+        job_id = flink.submit(args.env, args.job)
+        flink.wait_running(env, job_id)
+    elif args.action == "list":
+        for job in flink.running_jobs(env):
+            print(f"{job['jid']}  {job['state']:10}  {job['name']}")
+    elif args.action == "cancel":
+        flink.cancel_all(env)
+
+
+def cmd_traffic(args) -> None:
+    from adagg.demo import make_traffic
+    from adagg.kafka_io import ensure_topics, send_traffic
+
+    env = envs.load(args.env)
+    traffic = make_traffic(env, seed=args.seed, events=args.events, ads=args.ads)
+    ensure_topics(env)
+    send_traffic(env, traffic)
+    if args.oracle:
+        with open(args.oracle, "w") as fh:
+            fh.write(traffic.oracle.to_json())
+        print(f"  oracle written to {args.oracle}")
+
+
+def cmd_query(args) -> None:
+    from adagg.demo import print_clicks
+
+    print_clicks(envs.load(args.env), ad=args.ad, limit=args.limit)
+
+
+def cmd_demo(args) -> None:
+    from adagg.demo import run_demo
+
+    run_demo(args.env, events=args.events, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adagg", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Start with `adagg demo`; see README.md.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("setup", help="fetch the JVM artifacts (Kafka, Pinot, Flink connector) from Maven Central")
+    p.add_argument("--force", action="store_true", help="fetch again even if the cache is up to date")
+    p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("stack", help="start, stop and inspect the local Kafka + Flink + Pinot stack",
+                       description="Manage the local stack. `up` is idempotent and waits until every service "
+                                   "is healthy; `down` stops exactly what `up` started.")
+    p.add_argument("action", choices=["up", "down", "status", "logs"])
+    p.add_argument("--only", nargs="+", metavar="SERVICE",
+                   help="limit to these services (kafka, zookeeper, pinot-*, flink-*, or the groups pinot, flink)")
+    p.add_argument("-n", "--lines", type=int, default=40, help="log lines to show (logs)")
+    _env_arg(p)
+    p.set_defaults(func=cmd_stack)
+
+    p = sub.add_parser("sql", help="render the Flink SQL of a job for an environment")
+    p.add_argument("action", choices=["render"])
+    p.add_argument("--job", default="streaming_clicks", help="job under sql/jobs (default: streaming_clicks)")
+    _env_arg(p)
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("pinot", help="create or update the Pinot schemas and tables")
+    p.add_argument("action", choices=["apply"])
+    p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+    _env_arg(p)
+    p.set_defaults(func=cmd_pinot)
+
+    p = sub.add_parser("job", help="submit, list or cancel the streaming job on the Flink session cluster")
+    p.add_argument("action", choices=["submit", "list", "cancel"])
+    p.add_argument("--job", default="streaming_clicks")
+    _env_arg(p)
+    p.set_defaults(func=cmd_job)
+
+    p = sub.add_parser("traffic", help="send generated click traffic to the raw topic and write its oracle")
+    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--ads", type=int, default=25)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--oracle", metavar="FILE", help="write the expected results (JSON) here")
+    _env_arg(p)
+    p.set_defaults(func=cmd_traffic)
+
+    p = sub.add_parser("query", help="print per-ad, per-minute click counts from Pinot")
+    p.add_argument("--ad", help="only this ad_id")
+    p.add_argument("--limit", type=int, default=50)
+    _env_arg(p)
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("demo", help="start the stack, create tables, run the job, send traffic, show results")
+    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--seed", type=int, default=42)
+    _env_arg(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from adagg.pinot import PinotError
+    from adagg.stack import StackError
+
+    try:
+        args.func(args)
+    except (StackError, PinotError, envs.EnvError, ValueError) as exc:
+        print(f"adagg: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

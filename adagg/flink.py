@@ -1,0 +1,62 @@
+"""Submit, list and cancel the streaming job on the Flink session cluster."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import requests
+
+from adagg.paths import REPO
+from adagg.setup import connector_jars
+from adagg.stack import Stack, StackError, flink_home
+
+
+def submit(env_name: str = "local", job: str = "streaming_clicks", say=print) -> str:
+    """Run `flink run -py` against the session cluster; returns the Flink job id."""
+    stack = Stack(env_name)
+    script = REPO / "pyflink_jobs" / "streaming_job.py"
+    cmd = ["bash", str(flink_home() / "bin" / "flink"), "run", "-d", "-m", stack.env.flink.rest_url.split("://")[-1],
+           "-pyclientexec", sys.executable, "-pyexec", sys.executable, "-py", str(script),
+           "--env", env_name, "--job", job, "--detach"]
+    for jar in connector_jars():
+        cmd += ["--jar", jar]
+    env = {**os.environ, **stack.flink_env()}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    found = re.search(r"submitted job ([0-9a-f]{32})", proc.stdout) or re.search(r"JobID ([0-9a-f]{32})", proc.stdout)
+    if proc.returncode != 0 or not found:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        cause = next((ln for ln in reversed(detail) if "Exception" in ln or "Error" in ln), detail[-1] if detail else "")
+        raise StackError(f"submitting {job} failed: {cause.strip()[:400]}")
+    job_id = found.group(1)
+    say(f"  submitted {job} as Flink job {job_id}")
+    return job_id
+
+
+def running_jobs(env) -> list[dict]:
+    resp = requests.get(f"{env.flink.rest_url}/jobs/overview", timeout=10)
+    resp.raise_for_status()
+    return [j for j in resp.json()["jobs"] if j["state"] in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING")]
+
+
+def wait_running(env, job_id: str, timeout_s: float = 120) -> None:
+    """Wait until every task of the job runs (so its Kafka source has started reading)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        detail = requests.get(f"{env.flink.rest_url}/jobs/{job_id}", timeout=10).json()
+        if detail.get("state") in ("FAILED", "CANCELED", "FINISHED"):
+            raise StackError(f"Flink job {job_id} is {detail['state']}")
+        vertices = detail.get("vertices", [])
+        if vertices and all(v["status"] == "RUNNING" for v in vertices):
+            return
+        time.sleep(1)
+    raise StackError(f"Flink job {job_id} did not reach RUNNING within {timeout_s} s")
+
+
+def cancel_all(env, say=print) -> None:
+    for job in running_jobs(env):
+        requests.patch(f"{env.flink.rest_url}/jobs/{job['jid']}", params={"mode": "cancel"}, timeout=10)
+        say(f"  cancelled Flink job {job['jid']} ({job['name']})")

@@ -1,0 +1,65 @@
+"""Kafka plumbing for the CLI, demo and tests: topics, sending generated traffic, reading outputs."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterator
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from adagg.traffic import Traffic
+
+
+def ensure_topics(env, say=print) -> None:
+    """Create every topic of the environment that does not exist yet (replication 1 on local)."""
+    admin = KafkaAdminClient(bootstrap_servers=env.kafka.bootstrap_servers, request_timeout_ms=15000)
+    try:
+        existing = set(admin.list_topics())
+        for topic in env.topics.values():
+            if topic.name in existing:
+                continue
+            try:
+                admin.create_topics([NewTopic(topic.name, topic.partitions, 1)])
+                say(f"  created topic {topic.name} ({topic.partitions} partitions)")
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def send_traffic(env, traffic: Traffic, pause_s: float = 3.0, say=print) -> int:
+    """Send the phases in order, flushing and pausing between them so watermarks catch up."""
+    producer = KafkaProducer(bootstrap_servers=env.kafka.bootstrap_servers, acks="all", linger_ms=5,
+                             enable_idempotence=True)
+    topic, sent = env.topics.raw.name, 0
+    try:
+        for number, phase in enumerate(traffic.phases, 1):
+            t0 = time.monotonic()
+            for send in phase:
+                producer.send(topic, key=send.key, value=send.value, partition=send.partition)
+            producer.flush()
+            sent += len(phase)
+            say(f"  phase {number}/{len(traffic.phases)}: {len(phase)} events sent "
+                f"({len(phase) / max(time.monotonic() - t0, 1e-3):,.0f}/s)")
+            if number < len(traffic.phases):
+                time.sleep(pause_s)
+    finally:
+        producer.close()
+    return sent
+
+
+def read_topic(env, topic: str, idle_timeout_s: float = 5.0) -> Iterator[tuple[bytes, dict]]:
+    """Every committed record of a topic from the beginning, as (key, decoded JSON value)."""
+    consumer = KafkaConsumer(bootstrap_servers=env.kafka.bootstrap_servers, isolation_level="read_committed",
+                             enable_auto_commit=False, consumer_timeout_ms=int(idle_timeout_s * 1000))
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        for record in consumer:
+            yield record.key, json.loads(record.value)
+    finally:
+        consumer.close()

@@ -1,0 +1,356 @@
+"""The local stack: Kafka (KRaft), Pinot (ZooKeeper, controller, broker, server) and a Flink
+session cluster, run as plain processes on loopback from jars fetched into ADAGG_HOME.
+
+Each service is started in its own session (process group) with its pid recorded in
+$ADAGG_HOME/run/<service>.pid and its output in $ADAGG_HOME/logs/<service>.log. `down` stops
+only processes whose pid file we wrote and whose environment carries our ADAGG_HOME marker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import jinja2
+import requests
+
+from adagg import paths
+from adagg.env import load
+
+STACK_DIR = paths.REPO / "infra" / "stack"
+JAVA_OPENS = " ".join(
+    f"--add-opens=java.base/{p}=ALL-UNNAMED"
+    for p in ("java.lang", "java.lang.reflect", "java.nio", "sun.nio.ch", "java.util", "java.util.concurrent",
+              "java.io", "java.net", "java.text", "java.time", "java.util.concurrent.atomic")
+)
+MARKER = "ADAGG_STACK_HOME"
+
+
+class StackError(RuntimeError):
+    """A failure a user can act on; the CLI prints it as one line."""
+
+
+@dataclass
+class Service:
+    name: str
+    ports: list[int]
+    command: Callable[[], list[str]]
+    healthy: Callable[[], bool]
+    url: str = ""
+    timeout_s: int = 180
+    after: list[str] = field(default_factory=list)   # services that must be healthy first
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- helpers
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def http_ok(url: str, check: Callable[[requests.Response], bool] = lambda r: r.ok) -> bool:
+    try:
+        return check(requests.get(url, timeout=2))
+    except requests.RequestException:
+        return False
+
+
+def require_java() -> str:
+    java = shutil.which("java")
+    if not java:
+        raise StackError("Java not found on PATH: install a JDK 17 (e.g. apt-get install openjdk-17-jdk-headless)")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    first = out.splitlines()[0] if out else ""
+    try:
+        major = int(first.split('"')[1].split(".")[0])
+    except (IndexError, ValueError):
+        major = 0
+    if major < 17:
+        raise StackError(f"Java 17 or newer is required, found: {first or 'unknown'}")
+    return java
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    if not path.exists():
+        return f"(no log at {path})"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _render(template: str, dest: Path, **ctx) -> Path:
+    text = jinja2.Template((STACK_DIR / template).read_text(), undefined=jinja2.StrictUndefined).render(**ctx)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(text)
+    return dest
+
+
+def flink_home() -> Path:
+    import pyflink
+
+    return Path(pyflink.__file__).resolve().parent
+
+
+def _classpath(module: str) -> str:
+    lib = paths.jvm_lib(module)
+    if not lib.is_dir() or not any(lib.glob("*.jar")):
+        raise StackError(f"JVM artifacts for {module} are missing in {lib}: run `adagg setup` first")
+    return f"{lib}/*"
+
+
+# ---------------------------------------------------------------- the services
+
+class Stack:
+    def __init__(self, env_name: str = "local"):
+        self.env = load(env_name)
+        if "stack" not in self.env:
+            raise StackError(f"environment {env_name!r} has no local stack section")
+        self.s = self.env.stack
+        self.home = paths.home()
+        self.services = self._services()
+
+    def _java(self, module: str, heap: str, main: list[str]) -> list[str]:
+        return [
+            require_java(), f"-Xms{heap}", f"-Xmx{heap}", *JAVA_OPENS.split(),
+            f"-Dlog4j2.configurationFile={STACK_DIR / 'log4j2.properties'}",
+            "-cp", _classpath(module), *main,
+        ]
+
+    def _kafka_cmd(self) -> list[str]:
+        data = paths.data() / "kafka"
+        props = _render("kafka/server.properties.j2", self.home / "conf" / "kafka.properties", s=self.s, data_dir=data)
+        if not (data / "meta.properties").exists():
+            fmt = self._java("kafka", "256m", ["kafka.tools.StorageTool", "format", "--standalone",
+                                               "-t", uuid.uuid4().hex[:22], "-c", str(props)])
+            done = subprocess.run(fmt, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise StackError(f"formatting Kafka storage failed: {done.stderr.strip()[-500:]}")
+        return self._java("kafka", self.s.kafka.heap, ["kafka.Kafka", str(props)])
+
+    def _pinot_cmd(self, role: str, heap: str) -> list[str]:
+        admin = "org.apache.pinot.tools.admin.PinotAdministrator"
+        zk = f"{self.s.host}:{self.s.zookeeper.port}"
+        if role == "zookeeper":  # run ZooKeeper itself: Pinot's StartZookeeper cannot bind to loopback only
+            cfg = _render("pinot/zoo.cfg.j2", self.home / "conf" / "zoo.cfg", s=self.s, data_dir=paths.data() / "zookeeper")
+            return self._java("pinot", heap, ["org.apache.zookeeper.server.quorum.QuorumPeerMain", str(cfg)])
+        else:
+            conf = _render(f"pinot/{role}.conf.j2", self.home / "conf" / f"pinot-{role}.conf",
+                           s=self.s, data_dir=paths.data() / "pinot")
+            start = {"controller": "StartController", "broker": "StartBroker", "server": "StartServer"}[role]
+            args = [start, "-zkAddress", zk, "-clusterName", "adagg", "-configFileName", str(conf)]
+        return self._java("pinot", heap, [admin, *args])
+
+    def flink_conf_dir(self) -> Path:
+        conf = self.home / "flink-conf"
+        _render("flink/config.yaml.j2", conf / "config.yaml", s=self.s, data_dir=paths.data() / "flink",
+                java_opts=JAVA_OPENS, python=sys.executable)
+        for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties"):
+            shutil.copy(flink_home() / "conf" / name, conf / name)
+        return conf
+
+    def flink_env(self) -> dict[str, str]:
+        return {"FLINK_CONF_DIR": str(self.flink_conf_dir()), "FLINK_LOG_DIR": str(paths.logs()),
+                "FLINK_HOME": str(flink_home())}
+
+    def _flink_cmd(self, role: str) -> list[str]:
+        require_java()
+        return ["bash", str(flink_home() / "bin" / f"{role}.sh"), "start-foreground"]
+
+    def _services(self) -> list[Service]:
+        s, h = self.s, self.s.host
+        ctl = f"http://{h}:{s.pinot_controller.port}"
+        rest = f"http://{h}:{s.flink_jobmanager.port}"
+
+        def kafka_ready() -> bool:
+            if not port_open(s.kafka.port, h):
+                return False
+            from kafka import KafkaAdminClient
+
+            try:
+                KafkaAdminClient(bootstrap_servers=f"{h}:{s.kafka.port}", request_timeout_ms=3000).close()
+                return True
+            except Exception:  # noqa: BLE001 - any client failure means "not ready yet"
+                return False
+
+        def flink_tm_ready() -> bool:
+            return http_ok(f"{rest}/overview", lambda r: r.ok and r.json().get("taskmanagers", 0) >= 1)
+
+        return [
+            Service("kafka", [s.kafka.port, s.kafka.controller_port], self._kafka_cmd, kafka_ready,
+                    url=f"{h}:{s.kafka.port}"),
+            Service("zookeeper", [s.zookeeper.port], lambda: self._pinot_cmd("zookeeper", s.zookeeper.heap),
+                    lambda: port_open(s.zookeeper.port, h), url=f"{h}:{s.zookeeper.port}"),
+            Service("flink-jobmanager", [s.flink_jobmanager.port, s.flink_jobmanager.rpc_port],
+                    lambda: self._flink_cmd("jobmanager"), lambda: http_ok(f"{rest}/overview"), url=rest),
+            Service("flink-taskmanager", [], lambda: self._flink_cmd("taskmanager"), flink_tm_ready,
+                    after=["flink-jobmanager"]),
+            Service("pinot-controller", [s.pinot_controller.port],
+                    lambda: self._pinot_cmd("controller", s.pinot_controller.heap),
+                    lambda: http_ok(f"{ctl}/health"), url=ctl, after=["zookeeper"]),
+            Service("pinot-broker", [s.pinot_broker.port], lambda: self._pinot_cmd("broker", s.pinot_broker.heap),
+                    lambda: http_ok(f"http://{h}:{s.pinot_broker.port}/health"),
+                    url=f"http://{h}:{s.pinot_broker.port}", after=["pinot-controller"]),
+            Service("pinot-server", [s.pinot_server.port, s.pinot_server.admin_port],
+                    lambda: self._pinot_cmd("server", s.pinot_server.heap),
+                    lambda: http_ok(f"http://{h}:{s.pinot_server.admin_port}/health"),
+                    after=["pinot-controller"]),
+        ]
+
+    def select(self, only: list[str] | None) -> list[Service]:
+        if not only:
+            return self.services
+        known = {svc.name for svc in self.services}
+        groups = {"pinot": ["zookeeper", "pinot-controller", "pinot-broker", "pinot-server"],
+                  "flink": ["flink-jobmanager", "flink-taskmanager"]}
+        wanted: list[str] = []
+        for name in only:
+            names = groups.get(name, [name])
+            for n in names:
+                if n not in known:
+                    raise StackError(f"unknown service {n!r}; known: {', '.join(sorted(known | set(groups)))}")
+            wanted += names
+        return [svc for svc in self.services if svc.name in wanted]
+
+    # ------------------------------------------------------------ process bookkeeping
+
+    def pid_file(self, name: str) -> Path:
+        return paths.run() / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return paths.logs() / f"{name}.log"
+
+    def pid(self, name: str) -> int | None:
+        """The pid of our running process for this service, or None (stale pid files are removed)."""
+        pf = self.pid_file(name)
+        if not pf.exists():
+            return None
+        pid = int(pf.read_text().strip() or 0)
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            pf.unlink(missing_ok=True)
+            return None
+        if f"{MARKER}={self.home}".encode() not in environ:
+            pf.unlink(missing_ok=True)   # pid was reused by someone else's process
+            return None
+        return pid
+
+    def start(self, svc: Service) -> None:
+        for port in svc.ports:
+            if port_open(port, self.s.host):
+                raise StackError(f"{svc.name}: port {port} is already in use by another process "
+                                 f"(see `ss -ltnp | grep :{port}`); stop it or change infra/env/local.yaml")
+        log = self.log_file(svc.name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        paths.run().mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.flink_env(), **svc.extra_env, MARKER: str(self.home), "ADAGG_SERVICE": svc.name}
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(svc.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=env, cwd=self.home, start_new_session=True)
+        self.pid_file(svc.name).write_text(str(proc.pid))
+
+    def wait_healthy(self, svc: Service) -> float:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < svc.timeout_s:
+            if self.pid(svc.name) is None:
+                raise StackError(f"{svc.name} exited during start-up; last lines of {self.log_file(svc.name)}:\n"
+                                 + tail(self.log_file(svc.name)))
+            if svc.healthy():
+                return time.monotonic() - t0
+            time.sleep(0.5)
+        raise StackError(f"{svc.name} did not become healthy within {svc.timeout_s} s; last lines of "
+                         f"{self.log_file(svc.name)}:\n" + tail(self.log_file(svc.name)))
+
+    # ------------------------------------------------------------ commands
+
+    def up(self, only: list[str] | None = None, say=print) -> dict[str, float]:
+        """Start what is not running, in dependency order, and wait for health. Idempotent."""
+        t0 = time.monotonic()
+        todo = self.select(only)
+        started: dict[str, float] = {}
+        pending = list(todo)
+        healthy: set[str] = {svc.name for svc in self.services if self.pid(svc.name) and svc.healthy()}
+        while pending:
+            ready = [svc for svc in pending if all(dep in healthy for dep in svc.after)]
+            if not ready:
+                missing = {dep for svc in pending for dep in svc.after if dep not in healthy}
+                raise StackError(f"cannot start {', '.join(s.name for s in pending)}: "
+                                 f"needs {', '.join(sorted(missing))} (start them too)")
+            for svc in ready:
+                if self.pid(svc.name) is None:
+                    say(f"  starting {svc.name} ...")
+                    self.start(svc)
+            for svc in ready:
+                self.wait_healthy(svc)
+                started[svc.name] = round(time.monotonic() - t0, 1)
+                say(f"  {svc.name:18} healthy after {started[svc.name]:5.1f} s  {svc.url}")
+                healthy.add(svc.name)
+                pending.remove(svc)
+        return started
+
+    def down(self, only: list[str] | None = None, say=print) -> None:
+        for svc in reversed(self.select(only)):
+            pid = self.pid(svc.name)
+            if pid is None:
+                continue
+            say(f"  stopping {svc.name} (pid {pid})")
+            _kill_group(pid)
+            self.pid_file(svc.name).unlink(missing_ok=True)
+
+    def status(self) -> list[dict]:
+        rows = []
+        for svc in self.services:
+            pid = self.pid(svc.name)
+            rows.append({"service": svc.name, "pid": pid, "running": pid is not None,
+                         "healthy": bool(pid) and svc.healthy(), "rss_mb": rss_mb(pid) if pid else None,
+                         "url": svc.url})
+        return rows
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _kill_group(pgid: int, grace_s: float = 20.0) -> None:
+    """SIGTERM the service's process group, then SIGKILL whatever is left after the grace period."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _group_alive(pgid):
+        time.sleep(0.2)
+    if _group_alive(pgid):
+        os.killpg(pgid, signal.SIGKILL)
+        while _group_alive(pgid):
+            time.sleep(0.1)
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of the service: the process and its children in the same group."""
+    total_kb = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(proc.name)) != pid:
+                continue
+            for line in (proc / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return round(total_kb / 1024, 1) if total_kb else None
