@@ -82,7 +82,7 @@ def cmd_job(args) -> None:
     if args.action == "submit":
         ensure_topics(env)
         job_id = flink.submit(args.env, args.job)
-        flink.wait_running(env, job_id)
+        flink.wait_running(env.flink.rest_url, job_id)
     elif args.action == "list":
         for job in flink.running_jobs(env):
             print(f"{job['jid']}  {job['state']:10}  {job['name']}")

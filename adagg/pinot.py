@@ -55,7 +55,7 @@ def _plan(ctl: str, spec: TableSpec) -> list[tuple[str, str, str, dict]]:
     existing = current.json().get("REALTIME") if current.ok else None
     if not existing:
         steps.append(("create", "table", f"{ctl}/tables", spec.table_config))
-    elif _differs(existing, spec.table_config):
+    elif _differs({**existing, "tableName": spec.name}, spec.table_config):  # Pinot adds the type suffix
         steps.append(("update", "table", f"{ctl}/tables/{spec.name}", spec.table_config))
     return steps
 

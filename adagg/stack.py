@@ -154,7 +154,11 @@ class Stack:
         _render("flink/config.yaml.j2", conf / "config.yaml", s=self.s, data_dir=paths.data() / "flink",
                 java_opts=JAVA_OPENS, python=sys.executable)
         for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties"):
-            shutil.copy(flink_home() / "conf" / name, conf / name)
+            text = (flink_home() / "conf" / name).read_text()
+            # The connector's shaded Kafka client logs every reconnect at INFO: gigabytes when Kafka is down.
+            text += ("\nlogger.adaggkafka.name = org.apache.flink.kafka.shaded.org.apache.kafka\n"
+                     "logger.adaggkafka.level = WARN\n")
+            (conf / name).write_text(text)
         return conf
 
     def flink_env(self) -> dict[str, str]:
@@ -317,6 +321,10 @@ class Stack:
 
 
 def _group_alive(pgid: int) -> bool:
+    try:  # reap the leader if it is our own child, or it lingers as a zombie that still "exists"
+        os.waitpid(pgid, os.WNOHANG)
+    except ChildProcessError:
+        pass
     try:
         os.killpg(pgid, 0)
         return True
@@ -335,7 +343,8 @@ def _kill_group(pgid: int, grace_s: float = 20.0) -> None:
         time.sleep(0.2)
     if _group_alive(pgid):
         os.killpg(pgid, signal.SIGKILL)
-        while _group_alive(pgid):
+        deadline = time.monotonic() + 10
+        while _group_alive(pgid) and time.monotonic() < deadline:
             time.sleep(0.1)
 
 

@@ -143,6 +143,7 @@ def derive_oracle(phases: list[list[Send]], bound_ms: int, late_margin_ms: int) 
     Raises ValueError if a send is neither clearly on-time nor clearly late.
     """
     max_ts: int | None = None
+    min_ts: int | None = None  # earliest event time: where the run's windows (late ones too) begin
     fence_ts: int | None = None  # fence of the previous phase
     seen: set[str] = set()  # every event_id sent so far (to count duplicate sends)
     on_time: dict[str, tuple[str, int]] = {}  # event_id -> (ad_id, ts), first on-time copy
@@ -173,6 +174,7 @@ def derive_oracle(phases: list[list[Send]], bound_ms: int, late_margin_ms: int) 
                     stats["out_of_order"] += 1
                 on_time.setdefault(eid, (ev["ad_id"], ts))
             max_ts = ts if max_ts is None else max(max_ts, ts)
+            min_ts = ts if min_ts is None else min(min_ts, ts)
         fence_ts = json.loads(phase[-1].value)["event_time"] if phase else fence_ts
 
     if fence_ts is None:
@@ -182,11 +184,12 @@ def derive_oracle(phases: list[list[Send]], bound_ms: int, late_margin_ms: int) 
     unclosed = 0
     for ad, ts in on_time.values():
         start = ts - ts % WINDOW_MS
-        if start + WINDOW_MS <= final_wm:
+        if start + WINDOW_MS - 1 <= final_wm:  # Flink fires a window once watermark >= end - 1
             clicks[(ad, start)] = clicks.get((ad, start), 0) + 1
         else:
             unclosed += 1
     stats.update(
+        min_event_time_ms=min_ts,
         unique_events=len(seen),
         late_events=len(late_ids),
         on_time_events=len(on_time),

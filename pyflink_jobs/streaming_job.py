@@ -19,10 +19,13 @@ from adagg.sql import render, split_statements  # noqa: E402
 SET_RE = re.compile(r"^SET\s+'([^']+)'\s*=\s*'([^']*)'$", re.S | re.I)
 
 
-def build_table_env(jars: list[str]):
+def build_table_env(jars: list[str], conf: list[str] = ()):
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    for item in conf:
+        key, _, value = item.partition("=")
+        t_env.get_config().set(key.strip(), value.strip())
     if jars:
         t_env.get_config().set("pipeline.jars", ";".join(Path(j).resolve().as_uri() for j in jars))
     return t_env
@@ -46,11 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", default="streaming_clicks", help="job under sql/jobs")
     parser.add_argument("--sql-file", help="run this rendered script instead of rendering --job")
     parser.add_argument("--jar", action="append", default=[], help="connector jar (repeatable)")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra Flink configuration, e.g. rest.port=18081 for a mini-cluster UI")
     parser.add_argument("--detach", action="store_true", help="return once submitted")
     args = parser.parse_args(argv)
 
     script = Path(args.sql_file).read_text() if args.sql_file else render(args.env, args.job)
-    result = run_script(build_table_env(args.jar), script)
+    result = run_script(build_table_env(args.jar, args.conf), script)
     job_client = result.get_job_client() if result is not None else None
     if job_client is not None:
         print(f"submitted job {job_client.get_job_id()}", flush=True)

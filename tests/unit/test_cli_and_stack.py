@@ -1,0 +1,77 @@
+"""CLI help and the stack manager's user-facing errors, without starting any service."""
+
+import socket
+
+import pytest
+
+from adagg.cli import build_parser, main
+from adagg.stack import Stack, StackError, require_java
+
+SUBCOMMANDS = ["setup", "stack", "sql", "pinot", "job", "traffic", "query", "demo"]
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name in SUBCOMMANDS:
+        assert name in out
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_each_subcommand_explains_itself(name, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([name, "--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: adagg " + name)
+    assert len(out.splitlines()) > 3
+
+
+def test_sql_render_prints_sql(capsys):
+    assert main(["sql", "render", "--env", "local"]) == 0
+    assert "CREATE TABLE src_ad_events_raw" in capsys.readouterr().out
+
+
+def test_unknown_env_is_one_line_error(capsys):
+    assert main(["sql", "render", "--env", "mars"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("adagg: error: unknown environment 'mars'") and "\n" not in err
+
+
+def test_missing_java_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(StackError, match="Java not found"):
+        require_java()
+
+
+def test_port_in_use_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    stack = Stack("local")
+    kafka = next(s for s in stack.services if s.name == "kafka")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        kafka.ports = [sock.getsockname()[1]]
+        with pytest.raises(StackError, match=rf"port {kafka.ports[0]} is already in use"):
+            stack.start(kafka)
+
+
+def test_missing_jars_point_to_setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    stack = Stack("local")
+    zk = next(s for s in stack.services if s.name == "zookeeper")
+    with pytest.raises(StackError, match="adagg setup"):
+        zk.command()
+
+
+def test_unknown_service_is_rejected(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    with pytest.raises(StackError, match="unknown service 'mysql'"):
+        Stack("local").select(["mysql"])
+    assert [s.name for s in Stack("local").select(["flink"])] == ["flink-jobmanager", "flink-taskmanager"]
+
+
+def test_stack_needs_a_stack_section():
+    with pytest.raises(StackError, match="no local stack"):
+        Stack("dev")
