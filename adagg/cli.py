@@ -31,7 +31,7 @@ def cmd_stack(args) -> None:
         print("Starting the local stack (logs in %s) ..." % stack.log_file("x").parent)
         stack.up(args.only)
         print(f"Stack is up ({time.monotonic() - t0:.1f} s).")
-        _print_urls(stack)
+        print("\n".join(stack.urls()))
     elif args.action == "down":
         stack.down(args.only)
         print("Stack is down.")
@@ -48,14 +48,6 @@ def cmd_stack(args) -> None:
         for name in names:
             print(f"==> {stack.log_file(name)} <==")
             print(tail(stack.log_file(name), args.lines))
-
-
-def _print_urls(stack) -> None:
-    s = stack.s
-    print(f"  Flink web UI:    http://{s.host}:{s.flink_jobmanager.port}")
-    print(f"  Pinot console:   http://{s.host}:{s.pinot_controller.port}")
-    print(f"  Pinot broker:    http://{s.host}:{s.pinot_broker.port}")
-    print(f"  Kafka bootstrap: {s.host}:{s.kafka.port}")
 
 
 def cmd_sql(args) -> None:

@@ -123,8 +123,6 @@ def run_demo(env_name: str = "local", events: int = 20_000, seed: int = 42) -> N
           f"clicks: {sum(traffic.oracle.clicks.values())} -> {'EXACT MATCH' if exact else 'MISMATCH'}")
     print(f"Late events: {st['late_sends']} deliveries sent late; they are in topic {env.topics.late.name}.")
     print(f"Demo took {time.monotonic() - t0:.0f} s. Stack stays up; stop it with `adagg stack down`.")
-    from adagg.cli import _print_urls
-
-    _print_urls(stack)
+    print("\n".join(stack.urls()))
     if not exact:
         raise ValueError("Pinot does not match the oracle; see `adagg stack logs` for the services' logs")

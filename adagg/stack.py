@@ -289,14 +289,17 @@ class Stack:
                 missing = {dep for svc in pending for dep in svc.after if dep not in healthy}
                 raise StackError(f"cannot start {', '.join(s.name for s in pending)}: "
                                  f"needs {', '.join(sorted(missing))} (start them too)")
+            launched = []
             for svc in ready:
                 if self.pid(svc.name) is None:
                     say(f"  starting {svc.name} ...")
                     self.start(svc)
+                    launched.append(svc.name)
             for svc in ready:
                 self.wait_healthy(svc)
                 started[svc.name] = round(time.monotonic() - t0, 1)
-                say(f"  {svc.name:18} healthy after {started[svc.name]:5.1f} s  {svc.url}")
+                how = f"healthy after {started[svc.name]:5.1f} s" if svc.name in launched else "already running    "
+                say(f"  {svc.name:18} {how}  {svc.url}")
                 healthy.add(svc.name)
                 pending.remove(svc)
         return started
@@ -309,6 +312,13 @@ class Stack:
             say(f"  stopping {svc.name} (pid {pid})")
             _kill_group(pid)
             self.pid_file(svc.name).unlink(missing_ok=True)
+
+    def urls(self) -> list[str]:
+        s = self.s
+        return [f"  Flink web UI:    http://{s.host}:{s.flink_jobmanager.port}",
+                f"  Pinot console:   http://{s.host}:{s.pinot_controller.port}",
+                f"  Pinot broker:    http://{s.host}:{s.pinot_broker.port}",
+                f"  Kafka bootstrap: {s.host}:{s.kafka.port}"]
 
     def status(self) -> list[dict]:
         rows = []
