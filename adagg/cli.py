@@ -83,11 +83,11 @@ def cmd_job(args) -> None:
 
 
 def cmd_traffic(args) -> None:
-    from adagg.demo import make_traffic
+    from adagg.demo import make_traffic, next_start_ms
     from adagg.kafka_io import ensure_topics, send_traffic
 
     env = envs.load(args.env)
-    traffic = make_traffic(env, seed=args.seed, events=args.events, ads=args.ads)
+    traffic = make_traffic(env, seed=args.seed, events=args.events, ads=args.ads, start_ms=next_start_ms(env))
     ensure_topics(env)
     send_traffic(env, traffic)
     if args.oracle:

@@ -43,3 +43,19 @@ def load(name: str) -> Namespace:
     if env.get("name") != name:
         raise EnvError(f"{path}: 'name' must be {name!r}")
     return env
+
+
+def override(env: Namespace, changes: dict[str, Any]) -> Namespace:
+    """A copy of env with dotted keys replaced, e.g. {"topics.raw.name": "x"}; keys must exist."""
+    import copy
+
+    out = copy.deepcopy(env)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for key in parents:
+            node = node[key]
+        if leaf not in node:
+            raise EnvError(f"override of unknown key {dotted!r}")
+        node[leaf] = _wrap(value)
+    return out

@@ -8,7 +8,7 @@ import re
 import jinja2
 
 from adagg import __version__
-from adagg.env import load
+from adagg.env import Namespace, load
 from adagg.paths import SQL_DIR
 
 
@@ -29,12 +29,13 @@ def pipeline_version() -> str:
     return f"{__version__}+sql.{sql_digest()}"
 
 
-def render(env_name: str, job: str = "streaming_clicks", sql_dir=SQL_DIR) -> str:
+def render(env: str | Namespace, job: str = "streaming_clicks", sql_dir=SQL_DIR) -> str:
+    """Render a job for an environment, given by name or as a loaded (possibly overridden) env."""
     if job not in jobs():
         raise ValueError(f"unknown job {job!r}; known: {', '.join(jobs())}")
     loader = jinja2.FileSystemLoader(str(sql_dir))
     jenv = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    text = jenv.get_template(f"jobs/{job}.sql").render(env=load(env_name), pipeline_version=pipeline_version())
+    text = jenv.get_template(f"jobs/{job}.sql").render(env=load(env) if isinstance(env, str) else env, pipeline_version=pipeline_version())
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from adagg import flink, paths
-from adagg.demo import make_traffic, wait_for_oracle
+from adagg.demo import make_traffic, next_start_ms, wait_for_oracle
 from adagg.env import load
 from adagg.kafka_io import ensure_topics, send_traffic
 from adagg.pinot import apply
@@ -58,7 +58,7 @@ def main() -> None:
     apply(env, say=lambda *_: None)
     flink.cancel_all(env, say=lambda *_: None)
     flink.wait_running(env.flink.rest_url, flink.submit("local", say=lambda *_: None))
-    traffic = make_traffic(env, seed=1, events=args.events)
+    traffic = make_traffic(env, seed=1, events=args.events, start_ms=next_start_ms(env))
     send_traffic(env, traffic, say=lambda *_: None)
     exact = wait_for_oracle(env, traffic.oracle, say=lambda *_: None) == traffic.oracle.clicks
     loaded = rss(stack)

@@ -37,7 +37,7 @@ def test_pinot_counts_equal_the_oracle_exactly(stack):
     assert traffic.oracle.stats["duplicates"] > 0 and traffic.oracle.stats["late_sends"] > 0
     assert traffic.oracle.stats["out_of_order"] > 0
     send_traffic(env, traffic, pause_s=4)
-    got = wait_for_oracle(env, traffic.oracle, timeout_s=180)
+    got = wait_for_oracle(env, traffic.oracle, timeout_s=180, whole_table=True)
     assert got == traffic.oracle.clicks
     late = [v for _, v in read_topic(env, env.topics.late.name)]
     assert {v["event_id"] for v in late} == traffic.oracle.late_event_ids

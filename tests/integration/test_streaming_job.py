@@ -1,5 +1,9 @@
-"""The streaming job on a Flink mini-cluster against a real Kafka: exact against the oracle, and a
-deliberately broken variant (no dedup) that the same check catches."""
+"""The streaming job on a Flink mini-cluster against a real Kafka, with traffic sent while it runs.
+
+The correct job must equal the oracle exactly. Deliberately broken variants must be caught by the
+same comparison: one without dedup, and one whose watermark bound is tighter than the traffic's
+out-of-orderness. Each run gets its own topics, consumer group and transactional ids.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import requests
 
 from adagg import flink
 from adagg.demo import make_traffic
-from adagg.env import load
+from adagg.env import load, override
 from adagg.kafka_io import ensure_topics, read_topic, send_traffic
 from adagg.paths import REPO, logs
 from adagg.setup import connector_jars
@@ -22,16 +26,29 @@ from adagg.sql import render
 MINI_REST = "http://127.0.0.1:18081"
 
 
-def start_mini_cluster_job(kafka_stack, script_path=None, name="job"):
-    cmd = [sys.executable, "-m", "pyflink_jobs.streaming_job", "--env", "local", "--conf", "rest.port=18081",
-           "--conf", "rest.address=127.0.0.1", "--conf", "rest.bind-address=127.0.0.1"]
-    if script_path:
-        cmd += ["--sql-file", str(script_path)]
+def isolated_env(run: str):
+    env = load("local")
+    changes = {f"topics.{key}.name": f"{topic.name}.{run}" for key, topic in env.topics.items()}
+    changes["flink.consumer_group"] = f"{env.flink.consumer_group}-{run}"
+    changes["flink.transactional_id_prefix"] = f"{env.flink.transactional_id_prefix}-{run}"
+    return override(env, changes)
+
+
+def stop(proc):
+    if proc.poll() is None:
+        os.killpg(proc.pid, 9)
+    proc.wait()
+
+
+def start_mini_cluster_job(stack, script_path, name):
+    """Run the PyFlink entry point on a local mini-cluster (REST on :18081) and wait for RUNNING."""
+    cmd = [sys.executable, "-m", "pyflink_jobs.streaming_job", "--sql-file", str(script_path),
+           "--conf", "rest.port=18081", "--conf", "rest.address=127.0.0.1", "--conf", "rest.bind-address=127.0.0.1"]
     for jar in connector_jars():
         cmd += ["--jar", jar]
     log = open(logs() / f"it-{name}.log", "w")
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **kafka_stack.flink_env()}, start_new_session=True)
+                            env={**os.environ, **stack.flink_env()}, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -51,73 +68,64 @@ def start_mini_cluster_job(kafka_stack, script_path=None, name="job"):
         raise
 
 
-def stop(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, 9)
-    proc.wait()
+def read_clicks(env) -> dict[tuple[str, int], int]:
+    return {(v["ad_id"], v["window_start_ms"]): v["clicks"] for _, v in read_topic(env, env.topics.clicks_minute.name)}
 
 
-def read_clicks(env, topic) -> dict[tuple[str, int], int]:
-    return {(v["ad_id"], v["window_start_ms"]): v["clicks"] for _, v in read_topic(env, topic)}
-
-
-def wait_for(fn, expected, timeout_s=120):
-    deadline, got = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
-        got = fn()
-        if got == expected:
-            break
-        time.sleep(3)
-    return got
+def run_live(stack, traffic, tmp_path, run: str, mutate=lambda sql: sql):
+    """Start the (possibly mutated) job, send the traffic while it runs, return (clicks, late records)."""
+    env = isolated_env(run)
+    ensure_topics(env, say=lambda *_: None)
+    script = tmp_path / f"{run}.sql"
+    script.write_text(mutate(render(env)))
+    proc = start_mini_cluster_job(stack, script, run)
+    try:
+        send_traffic(env, traffic, pause_s=5, say=lambda *_: None)
+        # Output is final once every expected window is there and two reads a checkpoint apart agree.
+        deadline, previous, clicks = time.monotonic() + 150, None, {}
+        while time.monotonic() < deadline:
+            clicks = read_clicks(env)
+            if clicks == traffic.oracle.clicks or (set(clicks) >= set(traffic.oracle.clicks) and clicks == previous):
+                break
+            previous = clicks
+            time.sleep(6)
+        late = [v for _, v in read_topic(env, env.topics.late.name)]
+    finally:
+        stop(proc)
+    return clicks, late
 
 
 @pytest.fixture(scope="module")
 def traffic(kafka):
-    env = load("local")
-    ensure_topics(env)
-    return make_traffic(env, seed=7, events=6000, ads=12)
+    return make_traffic(load("local"), seed=7, events=6000, ads=12)
 
 
-def test_job_output_equals_oracle_exactly(kafka, traffic):
-    env = load("local")
-    proc = start_mini_cluster_job(kafka, name="exact")
-    try:
-        send_traffic(env, traffic, pause_s=5)
-        clicks = wait_for(lambda: read_clicks(env, env.topics.clicks_minute.name), traffic.oracle.clicks)
-        late = [v for _, v in read_topic(env, env.topics.late.name)]
-    finally:
-        stop(proc)
+def test_job_output_equals_oracle_exactly(kafka, traffic, tmp_path):
+    clicks, late = run_live(kafka, traffic, tmp_path, "exact")
     assert clicks == traffic.oracle.clicks
     assert {v["event_id"] for v in late} == traffic.oracle.late_event_ids
     assert len(late) == traffic.oracle.stats["late_sends"]
     assert all(v["reason"] == "late" and v["watermark_at"] for v in late)
 
 
-def test_broken_dedup_variant_is_caught(kafka, traffic, tmp_path):
-    """Same job with dedup disabled, replaying the same raw topic: the oracle check must fail."""
-    env = load("local")
-    broken = (render("local")
-              .replace("TUMBLE(TABLE int_events_deduped", "TUMBLE(TABLE stg_events_on_time")
-              .replace(env.topics.clicks_minute.name, "it.broken.clicks-minute")
-              .replace(env.topics.late.name, "it.broken.late")
-              .replace(env.flink.consumer_group, "it-broken")
-              .replace(env.flink.transactional_id_prefix, "it-broken"))
-    assert broken.count("TUMBLE(TABLE stg_events_on_time") == 1
-    script = tmp_path / "broken.sql"
-    script.write_text(broken)
-    from kafka.admin import KafkaAdminClient, NewTopic
+def test_broken_dedup_is_caught(kafka, traffic, tmp_path):
+    """Windows fed from the on-time stream before dedup: duplicates get counted."""
+    def no_dedup(sql):
+        assert sql.count("TUMBLE(TABLE int_events_deduped") == 1
+        return sql.replace("TUMBLE(TABLE int_events_deduped", "TUMBLE(TABLE stg_events_on_time")
 
-    admin = KafkaAdminClient(bootstrap_servers=env.kafka.bootstrap_servers)
-    admin.create_topics([NewTopic("it.broken.clicks-minute", 1, 1), NewTopic("it.broken.late", 1, 1)])
-    admin.close()
-    proc = start_mini_cluster_job(kafka, script, name="broken")
-    try:
-        want = sum(traffic.oracle.clicks.values()) + traffic.oracle.stats["duplicates"] // 2
-        deadline, clicks = time.monotonic() + 120, {}
-        while time.monotonic() < deadline and sum(clicks.values()) < want:
-            clicks = read_clicks(env, "it.broken.clicks-minute")
-            time.sleep(3)
-    finally:
-        stop(proc)
+    clicks, _ = run_live(kafka, traffic, tmp_path, "nodedup", no_dedup)
     assert clicks != traffic.oracle.clicks
     assert sum(clicks.values()) > sum(traffic.oracle.clicks.values())
+
+
+def test_broken_watermark_is_caught(kafka, traffic, tmp_path):
+    """A 1 s bound under 10 s of out-of-orderness: on-time events get split off as late."""
+    def tight(sql):
+        assert sql.count("INTERVAL '10' SECOND") == 1
+        return sql.replace("INTERVAL '10' SECOND", "INTERVAL '1' SECOND")
+
+    clicks, late = run_live(kafka, traffic, tmp_path, "tightwm", tight)
+    assert clicks != traffic.oracle.clicks
+    assert sum(clicks.values()) < sum(traffic.oracle.clicks.values())
+    assert {v["event_id"] for v in late} > traffic.oracle.late_event_ids

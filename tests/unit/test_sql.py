@@ -81,3 +81,13 @@ def test_unknown_environment_and_job_are_clear_errors():
         render("nope")
     with pytest.raises(ValueError, match="unknown job"):
         render("local", "nope")
+
+
+def test_env_override_renders_without_touching_the_file_env():
+    env = envs.load("local")
+    other = envs.override(env, {"topics.raw.name": "ad-events.raw.run1", "flink.consumer_group": "g-run1"})
+    sql = render(other)
+    assert "'topic' = 'ad-events.raw.run1'" in sql and "'properties.group.id' = 'g-run1'" in sql
+    assert env.topics.raw.name == "ad-events.raw"
+    with pytest.raises(envs.EnvError, match="unknown key"):
+        envs.override(env, {"topics.raw.nmae": "x"})
