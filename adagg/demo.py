@@ -22,20 +22,17 @@ def make_traffic(env, seed: int, events: int, ads: int = 25, start_ms: int | Non
 
 
 def next_start_ms(env) -> int:
-    """Where a new run's event time starts: an hour ago, but clear of what Pinot already holds.
+    """Where a new run's event time starts: an hour ago, but clear of what the raw topic already holds.
 
-    A running job's watermark sits at the previous run's last fence, so a new run that started
-    earlier would be entirely late; starting 15 minutes past the newest window avoids that.
+    A running job's watermark follows the newest event it has read (the previous run's last
+    fence), so a run starting before that would be entirely late; 15 minutes past it is safe.
     """
-    from adagg.pinot import query
+    from adagg.kafka_io import newest_event_time
 
     start = (int(time.time() * 1000) // WINDOW_MS - 60) * WINDOW_MS
-    try:
-        newest = query(env, "SELECT MAX(window_end_ms) AS newest FROM ad_clicks_minute")[0]["newest"]
-    except Exception:  # noqa: BLE001 - no table or no rows yet
-        return start
-    if newest and newest > 0:
-        start = max(start, (int(newest) // WINDOW_MS + 15) * WINDOW_MS)
+    newest = newest_event_time(env)
+    if newest is not None:
+        start = max(start, (newest // WINDOW_MS + 15) * WINDOW_MS)
     return start
 
 

@@ -63,3 +63,26 @@ def read_topic(env, topic: str, idle_timeout_s: float = 5.0) -> Iterator[tuple[b
             yield record.key, json.loads(record.value)
     finally:
         consumer.close()
+
+
+def newest_event_time(env) -> int | None:
+    """The largest event_time among the last record of each raw-topic partition (None if empty)."""
+    consumer = KafkaConsumer(bootstrap_servers=env.kafka.bootstrap_servers, enable_auto_commit=False,
+                             consumer_timeout_ms=3000)
+    try:
+        topic = env.topics.raw.name
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not parts:
+            return None
+        consumer.assign(parts)
+        ends = consumer.end_offsets(parts)
+        for tp in parts:
+            consumer.seek(tp, max(ends[tp] - 1, 0))
+        newest = None
+        for record in consumer:
+            ts = json.loads(record.value).get("event_time")
+            if isinstance(ts, int):
+                newest = ts if newest is None else max(newest, ts)
+        return newest
+    finally:
+        consumer.close()

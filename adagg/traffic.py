@@ -250,7 +250,8 @@ class _Generator:
 
     def _event(self, ts: int) -> tuple[Send, int]:
         self.counter += 1
-        eid = hashlib.blake2b(f"{self.seed}:{self.counter}".encode(), digest_size=16).hexdigest()
+        # start_ms is part of the id so that runs at other times never collide in the job's dedup state.
+        eid = hashlib.blake2b(f"{self.seed}:{self.start_ms}:{self.counter}".encode(), digest_size=16).hexdigest()
         idx = self.rng.choices(range(len(self.ad_ids)), cum_weights=self.cum_weights)[0]
         event = {
             "schema_version": 1,

@@ -189,3 +189,10 @@ def test_small_and_no_noise() -> None:
 def test_bad_arguments(override: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         generate(**{**ARGS, **override})
+
+
+def test_runs_at_other_start_times_share_no_event_id():
+    a = generate(seed=1, events=300, ads=5, partitions=2, start_ms=60_000 * 1000, bound_ms=10_000)
+    b = generate(seed=1, events=300, ads=5, partitions=2, start_ms=60_000 * 2000, bound_ms=10_000)
+    ids = lambda t: {s.key for phase in t.phases for s in phase}  # noqa: E731
+    assert not ids(a) & ids(b)
