@@ -305,13 +305,16 @@ class Stack:
         return started
 
     def down(self, only: list[str] | None = None, say=print) -> None:
-        for svc in reversed(self.select(only)):
-            pid = self.pid(svc.name)
-            if pid is None:
-                continue
-            say(f"  stopping {svc.name} (pid {pid})")
-            _kill_group(pid)
-            self.pid_file(svc.name).unlink(missing_ok=True)
+        """Stop the clients (Flink, Pinot roles) together, then what they depend on (Kafka, ZooKeeper)."""
+        selected = self.select(only)
+        needed = {dep for svc in self.services for dep in svc.after} | {"kafka"}
+        for wave in ([s for s in selected if s.name not in needed], [s for s in selected if s.name in needed]):
+            running = {svc.name: pid for svc in wave if (pid := self.pid(svc.name)) is not None}
+            for name, pid in running.items():
+                say(f"  stopping {name} (pid {pid})")
+            _kill_groups(list(running.values()))
+            for name in running:
+                self.pid_file(name).unlink(missing_ok=True)
 
     def urls(self) -> list[str]:
         s = self.s
@@ -342,20 +345,21 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def _kill_group(pgid: int, grace_s: float = 20.0) -> None:
-    """SIGTERM the service's process group, then SIGKILL whatever is left after the grace period."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+def _kill_groups(pgids: list[int], grace_s: float = 20.0) -> None:
+    """SIGTERM the services' process groups, then SIGKILL whatever is left after the grace period."""
+    for pgid in pgids:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and _group_alive(pgid):
+    while time.monotonic() < deadline and any(_group_alive(p) for p in pgids):
         time.sleep(0.2)
-    if _group_alive(pgid):
+    for pgid in [p for p in pgids if _group_alive(p)]:
         os.killpg(pgid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while _group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_group_alive(p) for p in pgids):
+        time.sleep(0.1)
 
 
 def rss_mb(pid: int) -> float | None:

@@ -1,6 +1,7 @@
 -- src_ad_events_raw: raw ad events as written to the raw topic, one row per Kafka record
 -- (duplicates included). Grain: one event delivery. Input: topic `topics.raw`.
--- Event time `ts` carries a bounded-out-of-orderness watermark (flink.watermark_bound_seconds).
+-- Event time `ts` carries a bounded-out-of-orderness watermark (flink.watermark_bound_seconds,
+-- 1 to 99: a SECOND interval literal holds two digits).
 {% from "macros/kafka.sql" import kafka_with with context %}
 CREATE TABLE src_ad_events_raw (
   schema_version INT,

@@ -72,23 +72,27 @@ def read_clicks(env) -> dict[tuple[str, int], int]:
     return {(v["ad_id"], v["window_start_ms"]): v["clicks"] for _, v in read_topic(env, env.topics.clicks_minute.name)}
 
 
-def run_live(stack, traffic, tmp_path, run: str, mutate=lambda sql: sql):
-    """Start the (possibly mutated) job, send the traffic while it runs, return (clicks, late records)."""
+def run_live(stack, traffic, tmp_path, run: str, mutate=None):
+    """Start the (possibly mutated) job, send the traffic while it runs, return (clicks, late records).
+
+    The correct job is waited for until it equals the oracle (or 150 s pass); a mutated one until
+    its output stops changing across two reads a checkpoint apart.
+    """
     env = isolated_env(run)
     ensure_topics(env, say=lambda *_: None)
     script = tmp_path / f"{run}.sql"
-    script.write_text(mutate(render(env)))
+    script.write_text(mutate(render(env)) if mutate else render(env))
     proc = start_mini_cluster_job(stack, script, run)
     try:
         send_traffic(env, traffic, pause_s=5, say=lambda *_: None)
-        # Output is final once every expected window is there and two reads a checkpoint apart agree.
         deadline, previous, clicks = time.monotonic() + 150, None, {}
+        time.sleep(10)
         while time.monotonic() < deadline:
             clicks = read_clicks(env)
-            if clicks == traffic.oracle.clicks or (set(clicks) >= set(traffic.oracle.clicks) and clicks == previous):
+            if clicks == traffic.oracle.clicks or (mutate and clicks and clicks == previous):
                 break
             previous = clicks
-            time.sleep(6)
+            time.sleep(8)
         late = [v for _, v in read_topic(env, env.topics.late.name)]
     finally:
         stop(proc)
@@ -120,12 +124,13 @@ def test_broken_dedup_is_caught(kafka, traffic, tmp_path):
 
 
 def test_broken_watermark_is_caught(kafka, traffic, tmp_path):
-    """A 1 s bound under 10 s of out-of-orderness: on-time events get split off as late."""
-    def tight(sql):
+    """A 300 s bound where 10 s was meant: some late events are counted as on time, the last
+    windows never close, and the late topic misses events. Deterministic: the watermark can only
+    be further behind than the bound says, never ahead."""
+    def loose(sql):
         assert sql.count("INTERVAL '10' SECOND") == 1
-        return sql.replace("INTERVAL '10' SECOND", "INTERVAL '1' SECOND")
+        return sql.replace("INTERVAL '10' SECOND", "INTERVAL '5' MINUTE")
 
-    clicks, late = run_live(kafka, traffic, tmp_path, "tightwm", tight)
+    clicks, late = run_live(kafka, traffic, tmp_path, "loosewm", loose)
     assert clicks != traffic.oracle.clicks
-    assert sum(clicks.values()) < sum(traffic.oracle.clicks.values())
-    assert {v["event_id"] for v in late} > traffic.oracle.late_event_ids
+    assert {v["event_id"] for v in late} < traffic.oracle.late_event_ids

@@ -38,6 +38,11 @@ def test_streaming_job_logic():
     assert f"'{pipeline_version()}' AS pipeline_version" in sql
 
 
+def test_watermark_bound_fits_the_interval_precision():
+    for name in envs.names():
+        assert 1 <= envs.load(name).flink.watermark_bound_seconds <= 99  # INTERVAL 'n' SECOND holds 2 digits
+
+
 def test_transaction_timeout_below_broker_maximum():
     broker = (SQL_DIR.parent / "infra/stack/kafka/server.properties.j2").read_text()
     broker_max = int(re.search(r"^transaction.max.timeout.ms=(\d+)", broker, re.M).group(1))
