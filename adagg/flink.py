@@ -42,11 +42,17 @@ def running_jobs(env) -> list[dict]:
     return [j for j in resp.json()["jobs"] if j["state"] in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING")]
 
 
+def job_detail(rest_url: str, job_id: str) -> dict:
+    resp = requests.get(f"{rest_url}/jobs/{job_id}", timeout=10)
+    resp.raise_for_status()
+    return resp.json()
+
+
 def wait_running(rest_url: str, job_id: str, timeout_s: float = 120) -> None:
     """Wait until every task of the job runs (so its Kafka source has started reading)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        detail = requests.get(f"{rest_url}/jobs/{job_id}", timeout=10).json()
+        detail = job_detail(rest_url, job_id)
         if detail.get("state") in ("FAILED", "CANCELED", "FINISHED"):
             raise StackError(f"Flink job {job_id} is {detail['state']}")
         vertices = detail.get("vertices", [])

@@ -30,8 +30,11 @@ def ensure_topics(env, say=print) -> None:
         admin.close()
 
 
-def send_traffic(env, traffic: Traffic, pause_s: float = 3.0, say=print) -> int:
-    """Send the phases in order, flushing and pausing between them so watermarks catch up."""
+def send_traffic(env, traffic: Traffic, pause_s: float = 3.0, say=print, after_phase=None) -> int:
+    """Send the phases in order, flushing and pausing between them so watermarks catch up.
+
+    after_phase(number) runs once a phase is flushed (tests use it to inject failures).
+    """
     producer = KafkaProducer(bootstrap_servers=env.kafka.bootstrap_servers, acks="all", linger_ms=5,
                              enable_idempotence=True)
     topic, sent = env.topics.raw.name, 0
@@ -44,6 +47,8 @@ def send_traffic(env, traffic: Traffic, pause_s: float = 3.0, say=print) -> int:
             sent += len(phase)
             say(f"  phase {number}/{len(traffic.phases)}: {len(phase)} events sent "
                 f"({len(phase) / max(time.monotonic() - t0, 1e-3):,.0f}/s)")
+            if after_phase:
+                after_phase(number)
             if number < len(traffic.phases):
                 time.sleep(pause_s)
     finally:
