@@ -8,6 +8,7 @@ only processes whose pid file we wrote and whose environment carries our ADAGG_H
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -94,6 +95,16 @@ def _render(template: str, dest: Path, **ctx) -> Path:
     return dest
 
 
+def _cluster_id() -> str:
+    """A KRaft cluster id: a random UUID, URL-safe base64 without padding (22 characters).
+
+    Like Kafka's own Uuid.randomUuid, never one starting with '-', which a CLI would take for a flag.
+    """
+    while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()).startswith("-"):
+        pass
+    return cid
+
+
 def flink_home() -> Path:
     import pyflink
 
@@ -130,7 +141,7 @@ class Stack:
         props = _render("kafka/server.properties.j2", self.home / "conf" / "kafka.properties", s=self.s, data_dir=data)
         if not (data / "meta.properties").exists():
             fmt = self._java("kafka", "256m", ["kafka.tools.StorageTool", "format", "--standalone",
-                                               "-t", uuid.uuid4().hex[:22], "-c", str(props)])
+                                               "-t", _cluster_id(), "-c", str(props)])
             done = subprocess.run(fmt, capture_output=True, text=True)
             if done.returncode != 0:
                 raise StackError(f"formatting Kafka storage failed: {done.stderr.strip()[-500:]}")
@@ -142,11 +153,10 @@ class Stack:
         if role == "zookeeper":  # run ZooKeeper itself: Pinot's StartZookeeper cannot bind to loopback only
             cfg = _render("pinot/zoo.cfg.j2", self.home / "conf" / "zoo.cfg", s=self.s, data_dir=paths.data() / "zookeeper")
             return self._java("pinot", heap, ["org.apache.zookeeper.server.quorum.QuorumPeerMain", str(cfg)])
-        else:
-            conf = _render(f"pinot/{role}.conf.j2", self.home / "conf" / f"pinot-{role}.conf",
-                           s=self.s, data_dir=paths.data() / "pinot")
-            start = {"controller": "StartController", "broker": "StartBroker", "server": "StartServer"}[role]
-            args = [start, "-zkAddress", zk, "-clusterName", "adagg", "-configFileName", str(conf)]
+        conf = _render(f"pinot/{role}.conf.j2", self.home / "conf" / f"pinot-{role}.conf",
+                       s=self.s, data_dir=paths.data() / "pinot")
+        start = {"controller": "StartController", "broker": "StartBroker", "server": "StartServer"}[role]
+        args = [start, "-zkAddress", zk, "-clusterName", "adagg", "-configFileName", str(conf)]
         return self._java("pinot", heap, [admin, *args])
 
     def flink_conf_dir(self) -> Path:
