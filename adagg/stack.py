@@ -248,13 +248,8 @@ class Stack:
         if not pf.exists():
             return None
         pid = int(pf.read_text().strip() or 0)
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
+        if not _ours(pid, f"{MARKER}={self.home}".encode()):
             pf.unlink(missing_ok=True)
-            return None
-        if f"{MARKER}={self.home}".encode() not in environ:
-            pf.unlink(missing_ok=True)   # pid was reused by someone else's process
             return None
         return pid
 
@@ -343,11 +338,37 @@ class Stack:
         return rows
 
 
-def _group_alive(pgid: int) -> bool:
-    try:  # reap the leader if it is our own child, or it lingers as a zombie that still "exists"
-        os.waitpid(pgid, os.WNOHANG)
+def _ours(pid: int, marker: bytes) -> bool:
+    """Is pid a live (not zombie) process whose environment carries our marker?
+
+    /proc/<pid>/environ reads empty for a moment while a process execs (bash -> java), so an
+    empty read is retried rather than taken for "someone else's process".
+    """
+    for _ in range(20):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except (OSError, IndexError):
+            return False
+        if state == "Z":
+            _reap(pid)
+            return False
+        if environ:
+            return marker in environ.split(b"\0")
+        time.sleep(0.05)
+    return False
+
+
+def _reap(pid: int) -> None:
+    """Collect a process that was our own child, so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def _group_alive(pgid: int) -> bool:
+    _reap(pgid)  # a zombie leader still "exists" for killpg until it is collected
     try:
         os.killpg(pgid, 0)
         return True
