@@ -8,15 +8,19 @@ from adagg import env as envs
 from adagg.traffic import WINDOW_MS, Oracle, Traffic, generate
 
 CLICKS_SQL = (
-    "SELECT ad_id, window_start_ms, clicks, tier, pipeline_version FROM ad_clicks_minute "
+    "SELECT ad_id, window_start_ms, clicks FROM ad_clicks_minute "
     "WHERE window_start_ms >= %(start)s AND window_start_ms < %(end)s LIMIT 1000000"
 )
 
 
+def _hour_ago_ms() -> int:
+    return (int(time.time() * 1000) // WINDOW_MS - 60) * WINDOW_MS
+
+
 def make_traffic(env, seed: int, events: int, ads: int = 25, start_ms: int | None = None) -> Traffic:
-    """Traffic whose event times start about an hour ago (minute-aligned)."""
+    """Traffic for an environment's raw topic; event times start at start_ms (default: an hour ago)."""
     if start_ms is None:
-        start_ms = (int(time.time() * 1000) // WINDOW_MS - 60) * WINDOW_MS
+        start_ms = _hour_ago_ms()
     return generate(seed=seed, events=events, ads=ads, partitions=env.topics.raw.partitions, start_ms=start_ms,
                     bound_ms=env.flink.watermark_bound_seconds * 1000)
 
@@ -29,7 +33,7 @@ def next_start_ms(env) -> int:
     """
     from adagg.kafka_io import newest_event_time
 
-    start = (int(time.time() * 1000) // WINDOW_MS - 60) * WINDOW_MS
+    start = _hour_ago_ms()
     newest = newest_event_time(env)
     if newest is not None:
         start = max(start, (newest // WINDOW_MS + 15) * WINDOW_MS)
