@@ -28,7 +28,9 @@ def cmd_stack(args) -> None:
 
         fetch_jvm()
         t0 = time.monotonic()
-        print("Starting the local stack (logs in %s) ..." % stack.log_file("x").parent)
+        from adagg.paths import logs
+
+        print(f"Starting the local stack (logs in {logs()}) ...")
         stack.up(args.only)
         print(f"Stack is up ({time.monotonic() - t0:.1f} s).")
         print("\n".join(stack.urls()))
