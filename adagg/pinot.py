@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import jinja2
 import requests
@@ -100,16 +99,3 @@ def query(env, sql: str, params: dict | None = None) -> list[dict]:
     cur.execute(sql, params or {})
     columns = [d[0] for d in cur.description]
     return [dict(zip(columns, row)) for row in cur.fetchall()]
-
-
-def wait_for_table(env, table: str, timeout_s: float = 60) -> None:
-    import time
-
-    ctl = env.pinot.controller_url.rstrip("/")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        resp = requests.get(f"{ctl}/tables/{table}/externalview", timeout=10)
-        if resp.ok and (resp.json().get("REALTIME") or {}):
-            return
-        time.sleep(1)
-    raise PinotError(f"table {table} has no online segment after {timeout_s} s")
