@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sql", help="render the Flink SQL of a job for an environment")
     p.add_argument("action", choices=["render"])
-    p.add_argument("--job", default="streaming_clicks", help="job under sql/jobs (default: streaming_clicks)")
+    p.add_argument("--job", default="streaming", help="job under sql/jobs (default: streaming)")
     _env_arg(p)
     p.set_defaults(func=cmd_sql)
 
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("job", help="submit, list or cancel the streaming job on the Flink session cluster")
     p.add_argument("action", choices=["submit", "list", "cancel"])
-    p.add_argument("--job", default="streaming_clicks")
+    p.add_argument("--job", default="streaming")
     _env_arg(p)
     p.set_defaults(func=cmd_job)
 

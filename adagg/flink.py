@@ -15,7 +15,7 @@ from adagg.setup import connector_jars
 from adagg.stack import Stack, StackError, flink_home
 
 
-def submit(env_name: str = "local", job: str = "streaming_clicks", say=print) -> str:
+def submit(env_name: str = "local", job: str = "streaming", say=print) -> str:
     """Run `flink run -py` against the session cluster; returns the Flink job id."""
     stack = Stack(env_name)
     script = REPO / "pyflink_jobs" / "streaming_job.py"

@@ -14,16 +14,19 @@ from adagg.traffic import Traffic
 
 
 def ensure_topics(env, say=print) -> None:
-    """Create every topic of the environment that does not exist yet (replication 1 on local)."""
+    """Create every topic the streaming job uses that does not exist yet (its sources and sinks,
+    taken from the rendered SQL), with the environment's partitions and replication factor."""
+    from adagg.sql import topics
+
     admin = KafkaAdminClient(bootstrap_servers=env.kafka.bootstrap_servers, request_timeout_ms=15000)
     try:
         existing = set(admin.list_topics())
-        for topic in env.topics.values():
-            if topic.name in existing:
+        for name, partitions in topics(env).items():
+            if name in existing:
                 continue
             try:
-                admin.create_topics([NewTopic(topic.name, topic.partitions, 1)])
-                say(f"  created topic {topic.name} ({topic.partitions} partitions)")
+                admin.create_topics([NewTopic(name, partitions, env.kafka.replication_factor)])
+                say(f"  created topic {name} ({partitions} partitions)")
             except TopicAlreadyExistsError:
                 pass
     finally:
@@ -65,7 +68,7 @@ def read_topic(env, topic: str, idle_timeout_s: float = 5.0) -> Iterator[tuple[b
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         for record in consumer:
-            yield record.key, json.loads(record.value)
+            yield record.key, None if record.value is None else json.loads(record.value)
     finally:
         consumer.close()
 

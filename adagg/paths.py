@@ -29,3 +29,13 @@ def run() -> Path:
 
 def data() -> Path:
     return home() / "data"
+
+
+def flink_python_path() -> str:
+    """PYTHONPATH for Flink processes. Thread-mode UDFs run in a Python interpreter embedded in
+    the JVM, which sees neither the venv's packages (pemja, ua-parser) nor udfs/ unless they are
+    on it."""
+    import sysconfig
+
+    dirs = dict.fromkeys([str(REPO), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    return os.pathsep.join(dirs)

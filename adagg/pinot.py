@@ -9,6 +9,7 @@ import jinja2
 import requests
 
 from adagg.paths import PINOT_DIR
+from adagg.sql import output_topic
 
 
 class PinotError(RuntimeError):
@@ -29,7 +30,9 @@ def tables(env) -> list[TableSpec]:
         name = folder.name
         schema = json.loads((folder / f"{name}_schema.json").read_text())
         template = (folder / f"{name}_table_config.json.j2").read_text()
-        config = json.loads(jinja2.Template(template, undefined=jinja2.StrictUndefined).render(env=env))
+        rendered = jinja2.Template(template, undefined=jinja2.StrictUndefined).render(
+            env=env, output_topic=lambda suffix: output_topic(env, suffix))
+        config = json.loads(rendered)
         specs.append(TableSpec(name, schema, config))
     return specs
 

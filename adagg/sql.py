@@ -29,14 +29,77 @@ def pipeline_version() -> str:
     return f"{__version__}+sql.{sql_digest()}"
 
 
-def render(env: str | Namespace, job: str = "streaming_clicks", sql_dir=SQL_DIR) -> str:
-    """Render a job for an environment, given by name or as a loaded (possibly overridden) env."""
+def marts(sql_dir=SQL_DIR) -> list[str]:
+    """Names of the marts (sql/views/mart_<name>.sql); each has its sink sql/sinks/snk_<name>.sql."""
+    names = sorted(p.stem.removeprefix("mart_") for p in (sql_dir / "views").glob("mart_*.sql"))
+    missing = [n for n in names if not (sql_dir / "sinks" / f"snk_{n}.sql").exists()]
+    if missing:
+        raise ValueError(f"marts without a sink: {', '.join(f'sql/sinks/snk_{n}.sql' for n in missing)}")
+    return names
+
+
+def functions(sql_dir=SQL_DIR) -> list[str]:
+    return sorted(p.stem for p in (sql_dir / "functions").glob("*.sql"))
+
+
+# The shaded package of Kafka inside flink-sql-connector-kafka: class names in client
+# properties must use it.
+_KAFKA = "org.apache.flink.kafka.shaded.org.apache.kafka"
+
+
+def kafka_security(env: Namespace) -> dict[str, str]:
+    """Kafka client security options for an environment. Secrets are `${env:NAME}` references,
+    resolved by the client's EnvVarConfigProvider where it runs (the TaskManager)."""
+    kafka = env.kafka
+    opts = {"properties.security.protocol": kafka.security_protocol}
+    if kafka.security_protocol.startswith("SASL_"):
+        sasl = kafka.sasl
+        opts |= {
+            "properties.sasl.mechanism": sasl.mechanism,
+            "properties.sasl.jaas.config": (
+                f"{_KAFKA}.common.security.{sasl.login_module} required "
+                f'username="${{env:{sasl.username_env}}}" password="${{env:{sasl.password_env}}}";'),
+            "properties.config.providers": "env",
+            "properties.config.providers.env.class": f"{_KAFKA}.common.config.provider.EnvVarConfigProvider",
+        }
+    if kafka.security_protocol.endswith("SSL") and kafka.get("ssl"):
+        opts |= {
+            "properties.ssl.truststore.location": kafka.ssl.truststore_location,
+            "properties.ssl.truststore.password": f"${{env:{kafka.ssl.truststore_password_env}}}",
+        }
+    return opts
+
+
+def output_topic(env: Namespace, name: str) -> Namespace:
+    """The topic of an output: the environment's output prefix + the name its sink gives."""
+    return Namespace(name=env.outputs.prefix + name, partitions=env.outputs.partitions)
+
+
+def render(env: str | Namespace, job: str = "streaming", sql_dir=SQL_DIR, python_udfs: bool = True) -> str:
+    """Render a job for an environment, given by name or as a loaded (possibly overridden) env.
+
+    python_udfs=False renders the enrichment as constants: only for the UDF-overhead benchmark.
+    """
     if job not in jobs():
         raise ValueError(f"unknown job {job!r}; known: {', '.join(jobs())}")
+    env = load(env) if isinstance(env, str) else env
     loader = jinja2.FileSystemLoader(str(sql_dir))
     jenv = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    text = jenv.get_template(f"jobs/{job}.sql").render(env=load(env) if isinstance(env, str) else env, pipeline_version=pipeline_version())
+    jenv.globals.update(
+        kafka_security=lambda: kafka_security(env),
+        output_topic=lambda name: output_topic(env, name),
+    )
+    text = jenv.get_template(f"jobs/{job}.sql").render(
+        env=env, pipeline_version=pipeline_version(), marts=marts(sql_dir), functions=functions(sql_dir),
+        python_udfs=python_udfs)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def topics(env: Namespace, job: str = "streaming") -> dict[str, int]:
+    """Every topic a job reads or writes, with its partition count: what must exist before it runs."""
+    named = {t.name: t.partitions for t in env.topics.values()}
+    used = re.findall(r"^  'topic' = '([^']+)'", render(env, job), re.M)
+    return {name: named.get(name, env.outputs.partitions) for name in dict.fromkeys(used)}
 
 
 def split_statements(script: str) -> list[str]:

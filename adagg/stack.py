@@ -173,7 +173,7 @@ class Stack:
 
     def flink_env(self) -> dict[str, str]:
         return {"FLINK_CONF_DIR": str(self.flink_conf_dir()), "FLINK_LOG_DIR": str(paths.logs()),
-                "FLINK_HOME": str(flink_home())}
+                "FLINK_HOME": str(flink_home()), "PYTHONPATH": paths.flink_python_path()}
 
     def _flink_cmd(self, role: str) -> list[str]:
         require_java()

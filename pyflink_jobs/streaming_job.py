@@ -20,9 +20,17 @@ SET_RE = re.compile(r"^SET\s+'([^']+)'\s*=\s*'([^']*)'$", re.S | re.I)
 
 
 def build_table_env(jars: list[str], conf: list[str] = ()):
+    import os
+
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
+    from adagg.paths import flink_python_path
+
+    # A local mini-cluster runs in the JVM this process starts: thread-mode UDFs need the path.
+    os.environ["PYTHONPATH"] = flink_python_path()
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    t_env.get_config().set("python.executable", sys.executable)
+    t_env.get_config().set("python.client.executable", sys.executable)
     for item in conf:
         key, _, value = item.partition("=")
         t_env.get_config().set(key.strip(), value.strip())
@@ -46,7 +54,7 @@ def run_script(t_env, script: str):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--env", default="local", help="environment file under infra/env")
-    parser.add_argument("--job", default="streaming_clicks", help="job under sql/jobs")
+    parser.add_argument("--job", default="streaming", help="job under sql/jobs")
     parser.add_argument("--sql-file", help="run this rendered script instead of rendering --job")
     parser.add_argument("--jar", action="append", default=[], help="connector jar (repeatable)")
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",

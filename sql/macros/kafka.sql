@@ -1,16 +1,53 @@
-{#- Connector options shared by every Kafka table; per-table options are passed in and merged
-    after these, so a table can override an environment-wide default. -#}
-{%- macro kafka_with(topic, extra={}) -%}
-{%- set opts = {
-      'connector': 'kafka',
-      'topic': topic.name,
-      'properties.bootstrap.servers': env.kafka.bootstrap_servers,
-      'properties.security.protocol': env.kafka.security_protocol,
-    } -%}
-{%- set _ = opts.update(extra) -%}
+{#- Connector options shared by every Kafka table. Per-table options are passed in and merged
+    after these, so a table can override an environment-wide default. kafka_security() (in
+    adagg/sql.py) gives the security options: with SASL the credentials are `${env:NAME}`
+    references that the Kafka client resolves on the TaskManager, so no secret is rendered. -#}
+{%- macro with_options(opts) -%}
 WITH (
 {%- for k, v in opts.items() %}
   '{{ k }}' = '{{ v }}'{{ "," if not loop.last }}
 {%- endfor %}
 )
+{%- endmacro -%}
+
+{#- A Kafka table (source or append sink) on `topic` (an env topic: name + partitions). -#}
+{%- macro kafka_with(topic, extra={}) -%}
+{%- set opts = {
+      'connector': 'kafka',
+      'topic': topic.name,
+      'properties.bootstrap.servers': env.kafka.bootstrap_servers,
+    } -%}
+{%- set _ = opts.update(kafka_security()) -%}
+{%- set _ = opts.update(extra) -%}
+{{ with_options(opts) }}
+{%- endmacro -%}
+
+{#- An exactly-once append sink: JSON records keyed by `key_fields` (the Pinot primary key),
+    visible to read_committed consumers when a checkpoint commits. -#}
+{%- macro exactly_once_sink(topic, key_fields, name) -%}
+{{ kafka_with(topic, {
+  'key.format': 'json',
+  'key.fields': key_fields | join(';'),
+  'value.format': 'json',
+  'value.fields-include': 'ALL',
+  'sink.delivery-guarantee': 'exactly-once',
+  'sink.transactional-id-prefix': env.flink.transactional_id_prefix ~ '-' ~ name,
+  'properties.transaction.timeout.ms': env.flink.transaction_timeout_ms,
+}) }}
+{%- endmacro -%}
+
+{#- An upsert sink for a changelog (live tier): each key's latest row wins downstream. At least
+    once and not transactional, so rows are visible within seconds; replays after a restore
+    rewrite the same keys. -#}
+{%- macro upsert_sink(topic) -%}
+{%- set opts = {
+      'connector': 'upsert-kafka',
+      'topic': topic.name,
+      'properties.bootstrap.servers': env.kafka.bootstrap_servers,
+      'key.format': 'json',
+      'value.format': 'json',
+      'value.fields-include': 'ALL',
+    } -%}
+{%- set _ = opts.update(kafka_security()) -%}
+{{ with_options(opts) }}
 {%- endmacro -%}

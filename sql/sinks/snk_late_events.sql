@@ -1,7 +1,9 @@
--- snk_late_events: Kafka topic holding every late event delivery with the reason and the
--- watermark it was late against. Grain: one event delivery. Input: stg_events_late.
-{% from "macros/kafka.sql" import kafka_with with context %}
+-- snk_late_events: topic `topics.late`: every late event delivery with the reason, the
+-- watermark it was late against and when it was seen. Grain: one event delivery, keyed by
+-- event_id. Input: stg_events_late. Exactly-once.
+{% from "macros/kafka.sql" import exactly_once_sink with context %}
 CREATE TABLE snk_late_events (
+  schema_version INT,
   event_id STRING,
   event_type STRING,
   event_time BIGINT,
@@ -9,14 +11,14 @@ CREATE TABLE snk_late_events (
   campaign_id STRING,
   advertiser_id STRING,
   user_id STRING,
+  ip STRING,
+  user_agent STRING,
+  placement_id STRING,
+  publisher_id STRING,
+  cost_micros BIGINT,
+  conversion_value_micros BIGINT,
+  referrer_domain STRING,
   reason STRING,
-  watermark_at STRING
-) {{ kafka_with(env.topics.late, {
-  'key.format': 'raw',
-  'key.fields': 'event_id',
-  'value.format': 'json',
-  'value.fields-include': 'ALL',
-  'sink.delivery-guarantee': 'exactly-once',
-  'sink.transactional-id-prefix': env.flink.transactional_id_prefix ~ '-late',
-  'properties.transaction.timeout.ms': env.flink.transaction_timeout_ms,
-}) }};
+  watermark_at STRING,
+  detected_at STRING
+) {{ exactly_once_sink(env.topics.late, ['event_id'], 'late') }};

@@ -1,7 +1,8 @@
 -- src_ad_events_raw: raw ad events as written to the raw topic, one row per Kafka record
--- (duplicates included). Grain: one event delivery. Input: topic `topics.raw`.
--- Event time `ts` carries a bounded-out-of-orderness watermark (flink.watermark_bound_seconds,
--- 1 to 99: a SECOND interval literal holds two digits).
+-- (duplicates included). Grain: one event delivery. Input: topic `topics.raw`, keyed by
+-- billing key. Columns are the union of every contract version (contracts/ad_event/): fields
+-- a producer's version lacks read as NULL, unknown fields are ignored.
+-- Event time `ts` trails by the watermark bound plus the allowed lateness (see infra/env).
 {% from "macros/kafka.sql" import kafka_with with context %}
 CREATE TABLE src_ad_events_raw (
   schema_version INT,
@@ -12,15 +13,23 @@ CREATE TABLE src_ad_events_raw (
   campaign_id STRING,
   advertiser_id STRING,
   user_id STRING,
+  ip STRING,
+  user_agent STRING,
+  placement_id STRING,
+  publisher_id STRING,
+  cost_micros BIGINT,
+  conversion_value_micros BIGINT,
+  referrer_domain STRING,
   proc_time AS PROCTIME(),
   ts AS TO_TIMESTAMP_LTZ(event_time, 3),
-  WATERMARK FOR ts AS ts - INTERVAL '{{ env.flink.watermark_bound_seconds }}' SECOND
-) {{ kafka_with(env.topics.raw, {
+  WATERMARK FOR ts AS ts - INTERVAL '{{ env.flink.watermark_bound_seconds }}' SECOND - INTERVAL '{{ env.flink.allowed_lateness_seconds }}' SECOND
+) {{ kafka_with(env.topics.raw, dict({
   'properties.group.id': env.flink.consumer_group,
   'properties.isolation.level': 'read_committed',
-  'scan.startup.mode': 'group-offsets',
+  'scan.startup.mode': env.flink.raw_startup_mode,
   'properties.auto.offset.reset': 'earliest',
+  'scan.watermark.emit.strategy': env.flink.watermark_emit,
   'format': 'json',
   'json.fail-on-missing-field': 'false',
   'json.ignore-parse-errors': 'false',
-}) }};
+}, **env.flink.get('raw_source_options', {}))) }};

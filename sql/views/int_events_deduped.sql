@@ -1,9 +1,12 @@
 -- int_events_deduped: on-time events with exact duplicates removed (first delivery wins).
 -- Grain: one event (event_id). Input: stg_events_on_time.
--- Ordering by processing time keeps the output append-only, so windows can follow; the state
--- is bounded by table.exec.state.ttl (flink.state_ttl).
+-- Ordering by processing time keeps the output append-only, so windows can follow. The state
+-- is bounded only by table.exec.state.ttl (flink.state_ttl); the STATE_TTL hint does not apply.
 CREATE TEMPORARY VIEW int_events_deduped AS
-SELECT schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, ts
+SELECT
+  schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
+  ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
+  referrer_domain, ts
 FROM (
   SELECT *,
     ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS delivery_rank

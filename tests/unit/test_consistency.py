@@ -60,5 +60,7 @@ def test_sql_objects_one_per_file():
         if path.parent.name in ("jobs", "macros"):
             continue
         text = path.read_text()
-        assert len(re.findall(r"^CREATE (TABLE|TEMPORARY VIEW|VIEW|FUNCTION)", text, re.M)) == 1, path
-        assert re.search(rf"^CREATE (TABLE|TEMPORARY VIEW) {path.stem}\b", text, re.M), f"{path}: object must be named like its file"
+        created = r"^CREATE (TABLE|TEMPORARY VIEW|VIEW|TEMPORARY SYSTEM FUNCTION)"
+        assert len(re.findall(created, text, re.M)) == 1, path
+        assert re.search(rf"{created} {path.stem}\b", text, re.M), f"{path}: object must be named like its file"
+        assert re.match(rf"-- {path.stem}: ", text), f"{path}: must start with a header comment naming it"

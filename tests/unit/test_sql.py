@@ -7,7 +7,8 @@ import pytest
 
 from adagg import env as envs
 from adagg.paths import SQL_DIR
-from adagg.sql import jobs, pipeline_version, render, split_statements
+from adagg.contract import EVENT_TYPES
+from adagg.sql import jobs, marts, pipeline_version, render, split_statements, topics
 
 
 @pytest.mark.parametrize("env_name", envs.names())
@@ -26,21 +27,85 @@ def test_renders_and_splits(env_name, job):
 
 def test_streaming_job_logic():
     sql = render("local")
-    assert "WATERMARK FOR ts AS ts - INTERVAL '10' SECOND" in sql
+    assert "WATERMARK FOR ts AS ts - INTERVAL '10' SECOND - INTERVAL '5' SECOND" in sql
     assert "CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts)" in sql
     assert "ts <= CURRENT_WATERMARK(ts)" in sql
     assert "ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC)" in sql
-    assert "TUMBLE(TABLE int_events_deduped, DESCRIPTOR(ts), INTERVAL '1' MINUTE)" in sql
-    assert sql.count("'sink.delivery-guarantee' = 'exactly-once'") == 2
-    assert "SET 'table.exec.state.ttl' = '1 h';" in sql
+    assert "ROW_NUMBER() OVER (PARTITION BY billing_key ORDER BY proc_time ASC)" in sql
+    assert "WHEN 'conversion' THEN 3600000" in sql and "WHEN 'click' THEN 60000" in sql
+    assert "TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)" in sql
+    assert "HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)" in sql
+    assert "TUMBLE(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' HOUR)" in sql
+    assert "TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)" in sql
+    assert "ORDER BY billable_clicks DESC, ad_id ASC" in sql and "WHERE ad_rank <= 100" in sql
+    # every mart is written, all exactly-once except the live tier's upsert changelog
+    assert sql.count("'sink.delivery-guarantee' = 'exactly-once'") == len(marts()) - 1 + 1  # + late events
+    assert sql.count("'connector' = 'upsert-kafka'") == 1
+    assert "SET 'table.exec.state.ttl' = '2 h';" in sql
     assert "SET 'execution.checkpointing.interval' = '5 s';" in sql
+    assert "SET 'table.exec.mini-batch.enabled' = 'false';" in sql
+    assert "SET 'table.optimizer.agg-phase-strategy' = 'TWO_PHASE';" in sql
+    assert "SET 'python.execution-mode' = 'thread';" in sql
     assert "'properties.isolation.level' = 'read_committed'" in sql
     assert f"'{pipeline_version()}' AS pipeline_version" in sql
+    for mart in marts():
+        assert f"INSERT INTO snk_{mart} SELECT * FROM mart_{mart};" in sql
+
+
+def test_without_python_udfs_renders_constant_enrichment():
+    sql = render("local", python_udfs=False)
+    assert "ua_device_type(" not in sql and "'ZZ' AS country" in sql
+
+
+def _duration_s(text: str) -> int:
+    number, unit = text.split()
+    return int(number) * {"s": 1, "min": 60, "h": 3600, "d": 86400}[unit]
+
+
+def test_state_ttl_covers_every_billing_bucket():
+    for name in envs.names():
+        env = envs.load(name)
+        delay = env.flink.watermark_bound_seconds + env.flink.allowed_lateness_seconds
+        assert _duration_s(env.flink.state_ttl) > max(env.billing.bucket_seconds.values()) + delay, name
+        assert set(env.billing.bucket_seconds) == set(EVENT_TYPES), name
+
+
+def test_prod_secrets_are_referenced_by_name_and_never_rendered(monkeypatch):
+    prod = envs.load("prod")
+    secrets = [prod.kafka.sasl.username_env, prod.kafka.sasl.password_env, prod.kafka.ssl.truststore_password_env]
+    for i, name in enumerate(secrets):
+        monkeypatch.setenv(name, f"s3cret-value-{i}")
+    sql = render("prod")
+    assert "s3cret-value" not in sql
+    for name in secrets:
+        assert "${env:" + name + "}" in sql
+    assert sql.count("'properties.security.protocol' = 'SASL_SSL'") == len(marts()) + 2  # + source, late
+    assert sql.count("'properties.config.providers.env.class' = 'org.apache.flink.kafka.shaded.org.apache.kafka."
+                     "common.config.provider.EnvVarConfigProvider'") == len(marts()) + 2
+    assert "s3cret-value" not in (SQL_DIR.parent / "infra/env/prod.yaml").read_text()
+
+
+def test_topics_lists_sources_and_every_sink():
+    env = envs.load("dev")
+    found = topics(env)
+    assert found["dev.ad-events.raw"] == 12 and found["dev.ad-events.late"] == 3
+    assert found["dev.ad-agg.ad-minute"] == 6 and found["dev.ad-agg.top-ads-minute"] == 6
+    assert len(found) == len(marts()) + 2
+
+
+def test_a_mart_without_a_sink_is_a_clear_error(tmp_path):
+    import shutil
+
+    shutil.copytree(SQL_DIR, tmp_path / "sql")
+    (tmp_path / "sql/views/mart_orphan.sql").write_text("-- mart_orphan: nothing\n")
+    with pytest.raises(ValueError, match="snk_orphan.sql"):
+        marts(tmp_path / "sql")
 
 
 def test_watermark_bound_fits_the_interval_precision():
     for name in envs.names():
-        assert 1 <= envs.load(name).flink.watermark_bound_seconds <= 99  # INTERVAL 'n' SECOND holds 2 digits
+        flink = envs.load(name).flink  # INTERVAL 'n' SECOND holds 2 digits
+        assert 1 <= flink.watermark_bound_seconds <= 99 and 1 <= flink.allowed_lateness_seconds <= 99
 
 
 def test_transaction_timeout_below_broker_maximum():

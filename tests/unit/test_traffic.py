@@ -1,20 +1,33 @@
-"""Unit tests for adagg.traffic: determinism, the on-time/late rules, and an independent oracle."""
+"""Unit tests for adagg.traffic: determinism, the contract, the on-time/late rules, and an
+independent re-derivation of the oracle from the sends and the catalog."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
 import pytest
 
-from adagg.traffic import Oracle, Send, Traffic, derive_oracle, generate
+from adagg import traffic_catalog as cat
+from adagg.contract import billing_key, validate
+from adagg.traffic import BUCKET_MS, Oracle, Send, Traffic, derive_oracle, generate
 
 START = 1_700_000_040_000  # minute-aligned
 BOUND = 5_000
 MARGIN = 60_000
 PARTITIONS = 3
-ARGS: dict[str, Any] = dict(seed=7, events=5000, ads=20, partitions=PARTITIONS, start_ms=START,
+EVENTS = 3000
+MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
+ARGS: dict[str, Any] = dict(seed=7, events=EVENTS, ads=20, partitions=PARTITIONS, start_ms=START,
                             bound_ms=BOUND)
+AGENTS = {a.user_agent: a for a in cat.USER_AGENTS}
+COUNTRY_NETS = {c: ipaddress.ip_network(n) for c, n in cat.COUNTRY_NETWORKS.items()}
+BLOCKED_NETS = [ipaddress.ip_network(n) for n in cat.BLOCKED_NETWORKS]
+# What a billing retry copies from its original (all but event_id and event_time).
+COPIED = ("schema_version", "event_type", "ad_id", "campaign_id", "advertiser_id", "user_id", "ip",
+          "user_agent", "placement_id", "publisher_id", "cost_micros", "conversion_value_micros",
+          "referrer_domain")
 
 
 @pytest.fixture(scope="module")
@@ -47,76 +60,238 @@ def classify(t: Traffic) -> list[tuple[Send, bool]]:
     return out
 
 
+def unique_on_time(t: Traffic) -> list[dict[str, Any]]:
+    """Unique on-time events in order of their first on-time delivery."""
+    first: dict[str, dict[str, Any]] = {}
+    for s, late in classify(t):
+        e = ev(s)
+        if not late and e["event_id"] not in first:
+            first[e["event_id"]] = e
+    return list(first.values())
+
+
+def labels(e: dict[str, Any]) -> dict[str, Any]:
+    """The enrichment, straight from the catalog."""
+    agent = AGENTS[e["user_agent"]]
+    addr = ipaddress.ip_address(e["ip"])
+    country = next((c for c, net in COUNTRY_NETS.items() if addr in net), "ZZ")
+    blocked = any(addr in net for net in BLOCKED_NETS)
+    reason = "bot_user_agent" if agent.is_bot else "blocked_ip" if blocked else None
+    return {"device_type": agent.device_type, "os": agent.os, "browser": agent.browser, "country": country,
+            "vertical": cat.campaign_vertical(e["campaign_id"]), "invalid_reason": reason,
+            "billing_key": billing_key(e, dict(BUCKET_MS))}
+
+
+def billable_ids(events: list[dict[str, Any]], labs: dict[str, dict[str, Any]]) -> set[str]:
+    taken, out = set(), set()
+    for e in events:
+        lab = labs[e["event_id"]]
+        if lab["invalid_reason"] is None and lab["billing_key"] not in taken:
+            taken.add(lab["billing_key"])
+            out.add(e["event_id"])
+    return out
+
+
+def retries_of(t: Traffic) -> dict[str, dict[str, Any]]:
+    """retry event_id -> its original: a later unique event with the same content but id and time."""
+    originals: dict[tuple, dict[str, Any]] = {}
+    out = {}
+    for phase in t.phases:
+        for s in phase:
+            e = ev(s)
+            content = tuple(e.get(k) for k in COPIED)
+            orig = originals.setdefault(content, e)
+            if orig["event_id"] != e["event_id"]:
+                out.setdefault(e["event_id"], orig)
+    return out
+
+
+@pytest.fixture(scope="module")
+def derived(traffic: Traffic) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], set[str]]:
+    """The test's own (unique on-time events, their labels, billable ids)."""
+    events = unique_on_time(traffic)
+    labs = {e["event_id"]: labels(e) for e in events}
+    return events, labs, billable_ids(events, labs)
+
+
 def test_deterministic(traffic: Traffic) -> None:
     again = generate(**ARGS)
     assert again.phases == traffic.phases
-    assert again.oracle.to_json() == traffic.oracle.to_json()
-    other = generate(**{**ARGS, "seed": 8})
-    assert other.phases != traffic.phases
-    assert other.oracle.to_json() != traffic.oracle.to_json()
+    assert again.oracle == traffic.oracle
+    small = {**ARGS, "events": 300}
+    assert generate(**small).phases != generate(**{**small, "seed": 8}).phases
+
+
+def test_every_event_follows_the_contract() -> None:
+    # A small run with every kind of event made common (jsonschema is too slow for the big fixture).
+    t = generate(**{**ARGS, "events": 400}, duplicate_rate=0.2, retry_rate=0.3, bot_rate=0.2, blocked_ip_rate=0.2,
+                 unknown_ip_rate=0.1, v2_rate=0.5, type_weights={"impression": 1, "click": 1, "conversion": 1})
+    events = {e["event_id"]: e for e in map(ev, (s for p in t.phases for s in p))}
+    assert {e["schema_version"] for e in events.values()} == {1, 2}
+    assert {e["event_type"] for e in events.values()} == {"impression", "click", "conversion"}
+    for e in events.values():
+        assert validate(e) == [], e
 
 
 def test_event_shape(traffic: Traffic) -> None:
-    s = traffic.phases[0][0]
-    e = ev(s)
-    assert set(e) == {"schema_version", "event_id", "event_type", "event_time", "ad_id",
-                      "campaign_id", "advertiser_id", "user_id"}
-    assert e["schema_version"] == 1 and e["event_type"] == "click"
-    assert len(e["event_id"]) == 32 and int(e["event_id"], 16) >= 0
-    assert s.key == e["event_id"].encode()
-    assert s.value == json.dumps(e, separators=(",", ":"), sort_keys=True).encode()
-    assert e["ad_id"].startswith("ad-") and len(e["ad_id"]) == 7
+    for phase in traffic.phases:
+        for s in phase:
+            e = ev(s)
+            assert s.key == billing_key(e, dict(BUCKET_MS)).encode()
+            assert s.value == json.dumps(e, separators=(",", ":"), sort_keys=True).encode()
+            assert len(e["event_id"]) == 32 and int(e["event_id"], 16) >= 0
+            assert ("referrer_domain" in e) == (e["schema_version"] == 2)
+            assert ("conversion_value_micros" in e) == (e["event_type"] == "conversion")
+            lo, hi = {"impression": (500, 5000), "click": (100_000, 2_000_000), "conversion": (0, 0)}[e["event_type"]]
+            assert lo <= e["cost_micros"] <= hi
+            n = (int(e["ad_id"][3:]) - 1) // 3 + 1
+            assert (e["campaign_id"], e["advertiser_id"]) == (cat.campaign_id(n), cat.advertiser_id(n))
+            assert e["user_agent"] in AGENTS
 
 
-def test_independent_oracle(traffic: Traffic) -> None:
-    first_on_time: dict[str, dict[str, Any]] = {}
-    late_ids: set[str] = set()
-    for s, late in classify(traffic):
-        e = ev(s)
-        if late:
-            late_ids.add(e["event_id"])
-        elif e["event_id"] not in first_on_time:
-            first_on_time[e["event_id"]] = e
+def test_traffic_mix(traffic: Traffic) -> None:
+    st = traffic.oracle.stats
+    mix = st["unique_events"] - st["fences"]
+    for name, share in [("bots", 0.05), ("blocked_ips", 0.03), ("unknown_ips", 0.01), ("v2_events", 0.3),
+                        ("impression_events", 0.7), ("click_events", 0.25), ("conversion_events", 0.05)]:
+        assert abs(st[name] / mix - share) < 0.25 * share + 0.005, name
+    enriched = traffic.oracle.enriched.values()
+    assert st["invalid_events"] == sum(r["invalid_reason"] is not None for r in enriched)
+    assert {r["invalid_reason"] for r in enriched} == {None, "bot_user_agent", "blocked_ip"}
+    assert {r["country"] for r in enriched} == set(cat.COUNTRY_NETWORKS) | {"ZZ"}
+
+
+def test_hot_ad_share(traffic: Traffic) -> None:
+    events = {e["event_id"]: e for p in traffic.phases for s in p if s.partition is None for e in [ev(s)]}
+    hot = sum(e["ad_id"] == "ad-0001" for e in events.values())
+    assert traffic.oracle.stats["hot_ad_events"] == hot
+    assert 0.27 < hot / len(events) < 0.33
+    # The rest is Zipf: the second ad leads the others.
+    totals: dict[str, int] = {}
+    for e in events.values():
+        totals[e["ad_id"]] = totals.get(e["ad_id"], 0) + 1
+    assert totals["ad-0002"] == max(n for ad, n in totals.items() if ad != "ad-0001")
+    assert totals["ad-0002"] > 3 * totals["ad-0011"]
+
+
+def test_independent_oracle(traffic: Traffic, derived) -> None:
+    events, labs, billable = derived
     final_wm = fence_ts(traffic.phases[-1]) - BOUND - 1
-    clicks: dict[tuple[str, int], int] = {}
-    for e in first_on_time.values():
-        start = e["event_time"] // 60_000 * 60_000
-        if start + 60_000 - 1 <= final_wm:  # Flink fires at watermark >= end - 1
-            clicks[(e["ad_id"], start)] = clicks.get((e["ad_id"], start), 0) + 1
     o = traffic.oracle
     assert o.final_watermark_ms == final_wm
-    assert o.late_event_ids == late_ids
-    assert o.clicks == clicks
+    assert o.enriched == labs
+
+    # Final minute rows.
+    minute: dict[tuple, dict[str, Any]] = {}
+    for e in events:
+        lab, start = labs[e["event_id"]], e["event_time"] // MINUTE * MINUTE
+        if start + MINUTE - 1 > final_wm:  # Flink fires at watermark >= end - 1
+            continue
+        row = minute.setdefault((start, e["ad_id"], lab["country"], lab["device_type"]), {
+            "window_end_ms": start + MINUTE, "campaign_id": e["campaign_id"], "advertiser_id": e["advertiser_id"],
+            "vertical": lab["vertical"], "impressions": 0, "clicks": 0, "conversions": 0, "invalid_events": 0,
+            "billable_impressions": 0, "billable_clicks": 0, "billable_conversions": 0, "spend_micros": 0,
+            "conversion_value_micros": 0})
+        row[e["event_type"] + "s"] += 1
+        row["invalid_events"] += lab["invalid_reason"] is not None
+        if e["event_id"] in billable:
+            row["billable_" + e["event_type"] + "s"] += 1
+            row["spend_micros"] += e["cost_micros"]
+            row["conversion_value_micros"] += e.get("conversion_value_micros", 0)
+    assert o.minute == minute
     # Only the close fence stays in an open window.
-    assert len(first_on_time) - sum(clicks.values()) == PARTITIONS
-    assert o.stats["counted_clicks"] == sum(clicks.values())
-    assert o.stats["sends"] == sum(len(p) for p in traffic.phases)
+    assert len(events) - sum(r["impressions"] + r["clicks"] + r["conversions"] for r in minute.values()) == PARTITIONS
+    assert set(o.minute_live) - set(o.minute) == {k for k in o.minute_live if k[0] > final_wm - MINUTE}
+
+    # Billable counts.
+    for t in ("impression", "click", "conversion"):
+        assert o.stats[f"billable_{t}s"] == sum(e["event_type"] == t for e in events if e["event_id"] in billable)
+    assert o.stats["billing_repeats"] == sum(labs[i]["invalid_reason"] is None for i in labs) - len(billable)
+    assert o.stats["billing_repeats"] > 0
+
+    # Top-N per closed minute: scope ALL and per country.
+    totals: dict[tuple[int, str], dict[str, list[int]]] = {}
+    for (start, ad, country, _), r in minute.items():
+        for scope in ("ALL", country):
+            t = totals.setdefault((start, scope), {}).setdefault(ad, [0, 0, 0])
+            t[0], t[1], t[2] = t[0] + r["billable_clicks"], t[1] + r["clicks"], t[2] + r["impressions"]
+    top = {}
+    for (start, scope), per_ad in totals.items():
+        ranked = sorted(per_ad.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        for rank, (ad, (b, c, i)) in enumerate(ranked[:100], 1):
+            top[(start, scope, rank)] = {"window_end_ms": start + MINUTE, "ad_id": ad, "billable_clicks": b,
+                                         "clicks": c, "impressions": i}
+    assert o.top == top
+    assert {scope for _, scope, _ in top} > {"ALL", "US", "ZZ"}
+
+    # The compatibility view: clicks per ad and closed minute.
+    assert sum(o.clicks.values()) == o.stats["counted_clicks"] == sum(r["clicks"] for r in minute.values())
+
+
+def test_sliding_windows(traffic: Traffic) -> None:
+    o = traffic.oracle
+    assert o.sliding
+    for (start, ad), w in o.sliding.items():
+        assert w["window_end_ms"] == start + 5 * MINUTE <= o.final_watermark_ms + 1
+        rows = [r for (m, a, _, _), r in o.minute_live.items() if a == ad and start <= m < start + 5 * MINUTE]
+        assert rows
+        for c in ("impressions", "clicks", "billable_impressions", "billable_clicks", "spend_micros"):
+            assert w[c] == sum(r[c] for r in rows)
+    # Every closed window holding an event of the ad is there.
+    expected = {(m - k * MINUTE, a) for (m, a, _, _) in o.minute_live for k in range(5)
+                if m - k * MINUTE + 5 * MINUTE - 1 <= o.final_watermark_ms}
+    assert set(o.sliding) == expected
+
+
+def test_retries(traffic: Traffic, derived) -> None:
+    retries = retries_of(traffic)
+    st = traffic.oracle.stats
+    assert st["retries"] == len(retries) > 0.03 * EVENTS
+    assert 0 < st["late_retries"] == sum(i in traffic.oracle.late_event_ids for i in retries)
+    position: dict[str, tuple[int, int]] = {}  # event_id -> (phase, index) of its first send
+    for p, phase in enumerate(traffic.phases):
+        for i, s in enumerate(phase):
+            position.setdefault(ev(s)["event_id"], (p, i))
+    for rid, orig in retries.items():
+        retry = ev(traffic.phases[position[rid][0]][position[rid][1]])
+        assert 0 <= retry["event_time"] - orig["event_time"] <= 2000
+        assert retry["event_time"] // MINUTE == orig["event_time"] // MINUTE
+        assert billing_key(retry, dict(BUCKET_MS)) == billing_key(orig, dict(BUCKET_MS))
+        (p, i), (p0, i0) = position[rid], position[orig["event_id"]]
+        assert p == p0 and 1 <= i - i0 <= 10
+        # A retry of a late event is late, of an on-time one on-time.
+        assert (rid in traffic.oracle.late_event_ids) == (orig["event_id"] in traffic.oracle.late_event_ids)
+    assert not derived[2] & set(retries)
 
 
 def test_proportions(traffic: Traffic) -> None:
     st = traffic.oracle.stats
     all_ids = [ev(s)["event_id"] for p in traffic.phases for s in p]
-    assert st["unique_events"] == len(set(all_ids)) == 5000 + 3 * PARTITIONS
+    assert st["unique_events"] == len(set(all_ids)) == EVENTS + 3 * PARTITIONS + st["retries"]
     assert st["duplicates"] == len(all_ids) - len(set(all_ids))
-    assert 0.025 * 5000 < st["duplicates"] < 0.075 * 5000
-    assert st["late_events"] == 100
+    assert 0.025 * EVENTS < st["duplicates"] < 0.075 * EVENTS
+    assert st["late_events"] == 0.02 * EVENTS + st["late_retries"]
     assert st["late_sends"] > st["late_events"]  # some late events were duplicated
     assert st["late_duplicates"] > 0
-    assert 0.05 * 5000 < st["out_of_order"] < 0.15 * 5000
-    # Late events are never counted, and every counted event is unique.
-    assert st["counted_clicks"] == st["on_time_events"] - PARTITIONS
+    assert 0.05 * EVENTS < st["out_of_order"] < 0.15 * EVENTS
+    assert st["unclosed_events"] == PARTITIONS
     assert st["on_time_events"] + st["late_events"] == st["unique_events"]
+    assert st["minute_rows"] == len(traffic.oracle.minute) and st["top_rows"] == len(traffic.oracle.top)
 
 
 def test_duplicates_are_identical_and_soon(traffic: Traffic) -> None:
+    dups = 0
     for phase in traffic.phases:
-        first: dict[bytes, int] = {}
+        first: dict[str, int] = {}
         for i, s in enumerate(phase):
-            if s.key in first:
-                assert s == phase[first[s.key]]
-                assert i - first[s.key] <= 10
+            eid = ev(s)["event_id"]
+            if eid in first:
+                dups += 1
+                assert s == phase[first[eid]]
+                assert i - first[eid] <= 10
             else:
-                first[s.key] = i
+                first[eid] = i
+    assert dups == traffic.oracle.stats["duplicates"]
 
 
 def test_late_and_on_time_rules(traffic: Traffic) -> None:
@@ -131,27 +306,51 @@ def test_late_and_on_time_rules(traffic: Traffic) -> None:
             else:
                 assert max_ts is None or e["event_time"] > max_ts - BOUND
             max_ts = e["event_time"] if max_ts is None else max(max_ts, e["event_time"])
+    assert not late_ids & set(traffic.oracle.enriched)
 
 
 def test_fences(traffic: Traffic) -> None:
     assert len(traffic.phases) == 3
-    for phase in traffic.phases:
+    fence_keys = set()
+    for name, phase in zip(["main", "late", "close"], traffic.phases):
         fence = phase[-PARTITIONS:]
         assert [s.partition for s in fence] == list(range(PARTITIONS))
         assert len({ev(s)["event_time"] for s in fence}) == 1
         assert ev(fence[0])["event_time"] == max(ev(s)["event_time"] for s in phase)
         assert all(s.partition is None for s in phase[:-PARTITIONS])
+        for p, s in enumerate(fence):
+            e = ev(s)
+            assert e["user_id"] == f"fence-{name}-{p}" and e["event_type"] == "impression"
+            lab = labels(e)
+            assert lab["invalid_reason"] is None and lab["country"] != "ZZ"
+            fence_keys.add(s.key)
+    others = {s.key for phase in traffic.phases for s in phase if s.partition is None}
+    assert len(fence_keys) == 3 * PARTITIONS and not fence_keys & others
     last_max = fence_ts(traffic.phases[1])
-    assert fence_ts(traffic.phases[2]) >= last_max + BOUND + 120_000
+    assert fence_ts(traffic.phases[2]) == last_max + BOUND + 120_000
     assert len(traffic.phases[2]) == PARTITIONS
 
 
-def test_skewed_popularity(traffic: Traffic) -> None:
-    totals: dict[str, int] = {}
-    for (ad, _), n in traffic.oracle.clicks.items():
-        totals[ad] = totals.get(ad, 0) + n
-    assert totals["ad-0001"] == max(totals.values())
-    assert totals["ad-0001"] > 3 * totals["ad-0010"]
+def test_close_day_closes_every_window() -> None:
+    # Starts 5 s before midnight UTC, so the on-time events span two days.
+    start = (START // DAY + 1) * DAY - 5_000
+    t = generate(**{**ARGS, "events": 800, "start_ms": start}, close_day=True)
+    o = t.oracle
+    last_max = fence_ts(t.phases[1])
+    assert o.final_watermark_ms % DAY == 0 and o.final_watermark_ms >= last_max + BOUND + 120_000
+    assert fence_ts(t.phases[2]) == o.final_watermark_ms + BOUND + 1
+    close_ids = {ev(s)["event_id"] for s in t.phases[2]}
+    events = [e for e in unique_on_time(t) if e["event_id"] not in close_ids]
+    for table, size in [(o.minute, MINUTE), (o.hour, HOUR), (o.day, DAY)]:
+        assert {k[0] for k in table} == {e["event_time"] // size * size for e in events}
+        assert all(r["window_end_ms"] - 1 <= o.final_watermark_ms for r in table.values())
+        assert sum(r["impressions"] + r["clicks"] + r["conversions"] for r in table.values()) == len(events)
+    assert len({k[0] for k in o.day}) == 2
+    # Roll-ups add up: the day rows are the minute rows summed.
+    for key, row in o.day.items():
+        minutes = [r for k, r in o.minute.items() if k[1:] == key[1:] and k[0] // DAY * DAY == key[0]]
+        assert row["spend_micros"] == sum(r["spend_micros"] for r in minutes)
+        assert row["billable_clicks"] == sum(r["billable_clicks"] for r in minutes)
 
 
 def test_oracle_json_round_trip(traffic: Traffic) -> None:
@@ -159,8 +358,17 @@ def test_oracle_json_round_trip(traffic: Traffic) -> None:
     back = Oracle.from_json(text)
     assert back == traffic.oracle
     assert back.to_json() == text
-    windows = json.loads(text)["windows"]
-    assert windows[0].keys() == {"ad_id", "window_start_ms", "clicks"}
+    doc = json.loads(text)
+    assert set(doc["minute"][0]) == {
+        "window_start_ms", "ad_id", "country", "device_type", "window_end_ms", "campaign_id", "advertiser_id",
+        "vertical", "impressions", "clicks", "conversions", "invalid_events", "billable_impressions",
+        "billable_clicks", "billable_conversions", "spend_micros", "conversion_value_micros"}
+    assert set(doc["top"][0]) == {"window_start_ms", "country_scope", "ad_rank", "window_end_ms", "ad_id",
+                                  "billable_clicks", "clicks", "impressions"}
+    assert set(doc["enriched"][0]) == {"event_id", "device_type", "os", "browser", "country", "vertical",
+                                       "invalid_reason", "billing_key"}
+    rows = doc["minute"]
+    assert rows == sorted(rows, key=lambda r: (r["window_start_ms"], r["ad_id"], r["country"], r["device_type"]))
 
 
 def test_ambiguous_send_rejected(traffic: Traffic) -> None:
@@ -173,26 +381,48 @@ def test_ambiguous_send_rejected(traffic: Traffic) -> None:
         derive_oracle(phases, BOUND, MARGIN)
 
 
+def test_unknown_user_agent_rejected(traffic: Traffic) -> None:
+    e = ev(traffic.phases[0][0])
+    e["user_agent"] = "curl/8.0"
+    phases = [[Send(key=b"x", value=json.dumps(e).encode(), partition=0)]]
+    with pytest.raises(ValueError, match="user agent not in traffic_catalog"):
+        derive_oracle(phases, BOUND, MARGIN)
+
+
 def test_small_and_no_noise() -> None:
     t = generate(seed=1, events=1, ads=1, partitions=1, start_ms=START, bound_ms=2000,
-                 duplicate_rate=0, out_of_order_rate=0, late_rate=0)
+                 duplicate_rate=0, out_of_order_rate=0, late_rate=0, retry_rate=0, bot_rate=0,
+                 blocked_ip_rate=0, unknown_ip_rate=0, v2_rate=0, type_weights={"click": 1})
     assert [len(p) for p in t.phases] == [2, 1, 1]
-    assert t.oracle.late_event_ids == set()
-    assert sum(t.oracle.clicks.values()) == 3  # the event + the phase-1 and phase-2 fences
+    o = t.oracle
+    assert o.late_event_ids == set()
+    assert sum(o.clicks.values()) == 1  # the event; the fences are impressions
+    assert sum(r["impressions"] for r in o.minute.values()) == 2  # the phase-1 and phase-2 fences
+    assert o.stats["billable_clicks"] == 1 and o.stats["invalid_events"] == 0
+    assert [r["ad_id"] for (_, scope, _), r in o.top.items() if scope == "ALL"] == ["ad-0001"]
 
 
-@pytest.mark.parametrize("override", [
-    {"events": 0}, {"ads": 0}, {"partitions": 0}, {"bound_ms": 1999},
-    {"duplicate_rate": 1.0}, {"out_of_order_rate": -0.1}, {"late_rate": 1},
-    {"events_per_second": 0}, {"late_margin_ms": 0}, {"start_ms": -1},
+@pytest.mark.parametrize("override, message", [
+    ({"events": 0}, "events must be > 0"), ({"ads": 0}, "ads must be > 0"),
+    ({"partitions": 0}, "partitions must be > 0"), ({"bound_ms": 1999}, "bound_ms must be >= 2000"),
+    ({"duplicate_rate": 1.0}, r"duplicate_rate must be in \[0, 1\)"),
+    ({"out_of_order_rate": -0.1}, "out_of_order_rate"), ({"late_rate": 1}, "late_rate"),
+    ({"events_per_second": 0}, "events_per_second"), ({"late_margin_ms": 0}, "late_margin_ms"),
+    ({"start_ms": -1}, "start_ms"), ({"retry_rate": 1}, "retry_rate"),
+    ({"bot_rate": 1.5}, r"bot_rate must be in \[0, 1\]"), ({"hot_ad_share": -0.1}, "hot_ad_share"),
+    ({"v2_rate": float("nan")}, "v2_rate"), ({"unknown_ip_rate": 2}, "unknown_ip_rate"),
+    ({"blocked_ip_rate": 0.6, "unknown_ip_rate": 0.5}, "blocked_ip_rate \\+ unknown_ip_rate"),
+    ({"bucket_ms": {"impression": 60_000, "click": 60_000}}, "bucket_ms must map each of"),
+    ({"bucket_ms": {"impression": 60_000, "click": 0, "conversion": 1}}, "bucket_ms"),
+    ({"type_weights": {"view": 1}}, "type_weights"), ({"type_weights": {"click": 0}}, "type_weights"),
 ])
-def test_bad_arguments(override: dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
+def test_bad_arguments(override: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         generate(**{**ARGS, **override})
 
 
 def test_runs_at_other_start_times_share_no_event_id():
     a = generate(seed=1, events=300, ads=5, partitions=2, start_ms=60_000 * 1000, bound_ms=10_000)
     b = generate(seed=1, events=300, ads=5, partitions=2, start_ms=60_000 * 2000, bound_ms=10_000)
-    ids = lambda t: {s.key for phase in t.phases for s in phase}  # noqa: E731
+    ids = lambda t: {ev(s)["event_id"] for phase in t.phases for s in phase}  # noqa: E731
     assert not ids(a) & ids(b)

@@ -1,0 +1,98 @@
+"""Read every output topic of the streaming job and compare it with the oracle, exactly.
+
+Used by the demo, the integration and e2e tests. Each output is compared on the oracle's columns,
+keyed like its Pinot table. Exactly-once outputs must also hold each key once (a re-emitted
+window after a restore would show up twice); the live tier is a changelog, so its last record
+per key counts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from adagg.kafka_io import read_topic
+from adagg.oracle import TABLE_KEYS, Oracle
+from adagg.sql import output_topic
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str  # the mart, sql/views/mart_<name>.sql
+    oracle_table: str  # Oracle attribute
+    topic_suffix: str
+    changelog: bool = False
+
+
+OUTPUTS = (
+    Output("ad_minute", "minute", "ad-minute"),
+    Output("ad_minute_live", "minute_live", "ad-minute-live", changelog=True),
+    Output("ad_hour", "hour", "ad-hour"),
+    Output("ad_day", "day", "ad-day"),
+    Output("ad_sliding_5m", "sliding", "ad-sliding-5m"),
+    Output("top_ads_minute", "top", "top-ads-minute"),
+)
+
+
+@dataclass
+class Comparison:
+    output: str
+    expected_rows: int
+    actual_rows: int
+    missing: list  # keys the oracle has and the topic does not
+    unexpected: list  # keys the topic has and the oracle does not
+    different: list  # (key, expected, actual) for keys in both
+    repeated: list  # keys written more than once to an exactly-once topic
+
+    @property
+    def exact(self) -> bool:
+        return not (self.missing or self.unexpected or self.different or self.repeated)
+
+    def summary(self) -> str:
+        if self.exact:
+            return f"{self.output}: {self.actual_rows} rows, EXACT"
+        return (f"{self.output}: {self.actual_rows} rows vs {self.expected_rows} expected; "
+                f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
+                f"{len(self.different)} different, {len(self.repeated)} repeated"
+                + (f"; e.g. {self.different[0]}" if self.different else "")
+                + (f"; e.g. missing {self.missing[0]}" if self.missing else ""))
+
+
+def _compare(name: str, expected: dict, records: list[dict], key_cols: tuple[str, ...],
+             changelog: bool) -> Comparison:
+    def key(row: dict):
+        return row[key_cols[0]] if len(key_cols) == 1 else tuple(row[c] for c in key_cols)
+
+    keys = Counter(key(r) for r in records)
+    latest = {key(r): r for r in records}  # records are in topic order: the last one wins
+    different = []
+    for k in expected.keys() & latest.keys():
+        want = expected[k]
+        got = {c: latest[k].get(c) for c in want}
+        if got != want:
+            different.append((k, want, got))
+    return Comparison(
+        output=name, expected_rows=len(expected), actual_rows=len(latest),
+        missing=sorted(expected.keys() - latest.keys()), unexpected=sorted(latest.keys() - expected.keys()),
+        different=sorted(different, key=lambda d: d[0]),
+        repeated=[] if changelog else sorted(k for k, n in keys.items() if n > 1))
+
+
+def compare_outputs(env, oracle: Oracle) -> list[Comparison]:
+    """One comparison per output topic, plus the enriched events and the late events."""
+    results = []
+    for out in OUTPUTS:
+        records = [v for _, v in read_topic(env, output_topic(env, out.topic_suffix).name) if v is not None]
+        results.append(_compare(out.name, getattr(oracle, out.oracle_table), records,
+                                TABLE_KEYS[out.oracle_table], out.changelog))
+    enriched = [v for _, v in read_topic(env, env.topics.enriched.name)]
+    results.append(_compare("events_enriched", oracle.enriched, enriched, ("event_id",), False))
+    late = [v for _, v in read_topic(env, env.topics.late.name)]
+    late_ids = Counter(v["event_id"] for v in late)
+    results.append(Comparison(
+        output="late_events", expected_rows=oracle.stats["late_sends"], actual_rows=len(late),
+        missing=sorted(oracle.late_event_ids - late_ids.keys()),
+        unexpected=sorted(late_ids.keys() - oracle.late_event_ids),
+        different=[] if len(late) == oracle.stats["late_sends"] else [("deliveries", oracle.stats["late_sends"], len(late))],
+        repeated=[]))
+    return results

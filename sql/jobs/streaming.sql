@@ -1,0 +1,61 @@
+-- streaming: the streaming job. Reads the raw topic, splits late events into the late topic,
+-- deduplicates, enriches, applies billing idempotency and writes every mart to its topic.
+-- Outputs: snk_late_events and, for every sql/views/mart_<name>.sql, sink sql/sinks/snk_<name>.sql
+-- (found by file name: an analyst adds an aggregate by adding those two files).
+-- Settings come from the environment file.
+SET 'pipeline.name' = 'adagg-streaming-{{ env.name }}';
+SET 'parallelism.default' = '{{ env.flink.parallelism }}';
+SET 'table.local-time-zone' = 'UTC';
+SET 'table.exec.state.ttl' = '{{ env.flink.state_ttl }}';
+SET 'execution.checkpointing.interval' = '{{ env.flink.checkpoint_interval }}';
+SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
+SET 'pipeline.auto-watermark-interval' = '{{ env.flink.auto_watermark_interval }}';
+-- Skew: every window aggregate runs in two phases (a local pre-aggregate per slice before the
+-- shuffle), so a hot ad is summed locally first. Mini-batch stays off on purpose: in this job
+-- Flink 2.2 would insert a processing-time mini-batch assigner after the source, which drops
+-- event-time watermarks, and it turns the append-only dedup into an updating one (docs/pipeline.md).
+SET 'table.exec.mini-batch.enabled' = 'false';
+SET 'table.optimizer.agg-phase-strategy' = 'TWO_PHASE';
+-- Optimize shared views once, so the dedup and enrichment run once for all sinks.
+SET 'table.optimizer.reuse-optimize-block-with-digest-enabled' = 'true';
+SET 'python.execution-mode' = '{{ env.flink.python_execution_mode }}';
+
+{% for function in functions %}
+{% include "functions/" ~ function ~ ".sql" %}
+{% endfor %}
+
+{% include "sources/src_ad_events_raw.sql" %}
+
+{% include "views/stg_events_on_time.sql" %}
+
+{% include "views/stg_events_late.sql" %}
+
+{% include "views/int_events_deduped.sql" %}
+
+{% include "views/int_events_enriched.sql" %}
+
+{% include "views/int_events_billable.sql" %}
+
+{% include "views/int_event_measures.sql" %}
+
+{% include "views/int_ad_minute.sql" %}
+
+{% include "views/int_ad_hour.sql" %}
+
+{% include "views/int_ad_scope_minute.sql" %}
+
+{% for mart in marts %}
+{% include "views/mart_" ~ mart ~ ".sql" %}
+
+{% include "sinks/snk_" ~ mart ~ ".sql" %}
+{% endfor %}
+
+{% include "sinks/snk_late_events.sql" %}
+
+EXECUTE STATEMENT SET
+BEGIN
+{%- for mart in marts %}
+INSERT INTO snk_{{ mart }} SELECT * FROM mart_{{ mart }};
+{%- endfor %}
+INSERT INTO snk_late_events SELECT * FROM stg_events_late;
+END;

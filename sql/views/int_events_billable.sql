@@ -1,0 +1,13 @@
+-- int_events_billable: the events advertisers pay for: valid traffic, first arrival per
+-- billing key (a user's repeats on an ad within one bucket bill once).
+-- Grain: one billing key. Input: int_events_enriched.
+-- The raw topic is keyed by billing key, so a key's events arrive in order from one partition.
+CREATE TEMPORARY VIEW int_events_billable AS
+SELECT *
+FROM (
+  SELECT *,
+    ROW_NUMBER() OVER (PARTITION BY billing_key ORDER BY proc_time ASC) AS billing_rank
+  FROM int_events_enriched
+  WHERE invalid_reason IS NULL
+)
+WHERE billing_rank = 1;

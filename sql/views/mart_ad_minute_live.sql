@@ -1,0 +1,15 @@
+-- mart_ad_minute_live: live-tier minute aggregates: the same measures as mart_ad_minute,
+-- updated within seconds as events arrive (a changelog that upserts by key), for open windows
+-- too. Provisional: a minute's live row converges to its final row once the window closes.
+-- Grain: (window_start_ms, ad_id, country, device_type). Input: int_event_measures.
+{% from "macros/columns.sql" import sum_measures, lineage with context %}
+CREATE TEMPORARY VIEW mart_ad_minute_live AS
+SELECT
+  event_time - MOD(event_time, 60000) AS window_start_ms,
+  event_time - MOD(event_time, 60000) + 60000 AS window_end_ms,
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type,
+{{ sum_measures() }},
+{{ lineage('live') }}
+FROM int_event_measures
+GROUP BY event_time - MOD(event_time, 60000),
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type;

@@ -1,0 +1,730 @@
+-- streaming: the streaming job. Reads the raw topic, splits late events into the late topic,
+-- deduplicates, enriches, applies billing idempotency and writes every mart to its topic.
+-- Outputs: snk_late_events and, for every sql/views/mart_<name>.sql, sink sql/sinks/snk_<name>.sql
+-- (found by file name: an analyst adds an aggregate by adding those two files).
+-- Settings come from the environment file.
+SET 'pipeline.name' = 'adagg-streaming-local';
+SET 'parallelism.default' = '1';
+SET 'table.local-time-zone' = 'UTC';
+SET 'table.exec.state.ttl' = '2 h';
+SET 'execution.checkpointing.interval' = '5 s';
+SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
+SET 'pipeline.auto-watermark-interval' = '200 ms';
+-- Skew: every window aggregate runs in two phases (a local pre-aggregate per slice before the
+-- shuffle), so a hot ad is summed locally first. Mini-batch stays off on purpose: in this job
+-- Flink 2.2 would insert a processing-time mini-batch assigner after the source, which drops
+-- event-time watermarks, and it turns the append-only dedup into an updating one (docs/pipeline.md).
+SET 'table.exec.mini-batch.enabled' = 'false';
+SET 'table.optimizer.agg-phase-strategy' = 'TWO_PHASE';
+-- Optimize shared views once, so the dedup and enrichment run once for all sinks.
+SET 'table.optimizer.reuse-optimize-block-with-digest-enabled' = 'true';
+SET 'python.execution-mode' = 'thread';
+
+-- campaign_vertical: the campaign's vertical from the campaign dimension table ('unknown' when absent).
+-- Python UDF (udfs/flink.py, logic in udfs/); see docs/enrichment.md.
+CREATE TEMPORARY SYSTEM FUNCTION campaign_vertical AS 'udfs.flink.campaign_vertical' LANGUAGE PYTHON;
+
+-- invalid_traffic_reason: 'bot_user_agent', 'blocked_ip' or NULL for valid traffic.
+-- Python UDF (udfs/flink.py, logic in udfs/); see docs/enrichment.md.
+CREATE TEMPORARY SYSTEM FUNCTION invalid_traffic_reason AS 'udfs.flink.invalid_traffic_reason' LANGUAGE PYTHON;
+
+-- ip_country: ISO country code of an IPv4 address from the IP-range table ('ZZ' when unknown).
+-- Python UDF (udfs/flink.py, logic in udfs/); see docs/enrichment.md.
+CREATE TEMPORARY SYSTEM FUNCTION ip_country AS 'udfs.flink.ip_country' LANGUAGE PYTHON;
+
+-- ua_browser: browser family from the user agent ('Other' when unknown).
+-- Python UDF (udfs/flink.py, logic in udfs/); see docs/enrichment.md.
+CREATE TEMPORARY SYSTEM FUNCTION ua_browser AS 'udfs.flink.ua_browser' LANGUAGE PYTHON;
+
+-- ua_device_type: device class from the user agent: desktop, mobile, tablet, bot or other.
+-- Python UDF (udfs/flink.py, logic in udfs/); see docs/enrichment.md.
+CREATE TEMPORARY SYSTEM FUNCTION ua_device_type AS 'udfs.flink.ua_device_type' LANGUAGE PYTHON;
+
+-- ua_os: operating system family from the user agent ('Other' when unknown).
+-- Python UDF (udfs/flink.py, logic in udfs/); see docs/enrichment.md.
+CREATE TEMPORARY SYSTEM FUNCTION ua_os AS 'udfs.flink.ua_os' LANGUAGE PYTHON;
+
+-- src_ad_events_raw: raw ad events as written to the raw topic, one row per Kafka record
+-- (duplicates included). Grain: one event delivery. Input: topic `topics.raw`, keyed by
+-- billing key. Columns are the union of every contract version (contracts/ad_event/): fields
+-- a producer's version lacks read as NULL, unknown fields are ignored.
+-- Event time `ts` trails by the watermark bound plus the allowed lateness (see infra/env).
+
+CREATE TABLE src_ad_events_raw (
+  schema_version INT,
+  event_id STRING,
+  event_type STRING,
+  event_time BIGINT,
+  ad_id STRING,
+  campaign_id STRING,
+  advertiser_id STRING,
+  user_id STRING,
+  ip STRING,
+  user_agent STRING,
+  placement_id STRING,
+  publisher_id STRING,
+  cost_micros BIGINT,
+  conversion_value_micros BIGINT,
+  referrer_domain STRING,
+  proc_time AS PROCTIME(),
+  ts AS TO_TIMESTAMP_LTZ(event_time, 3),
+  WATERMARK FOR ts AS ts - INTERVAL '10' SECOND - INTERVAL '5' SECOND
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'ad-events.raw',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'properties.security.protocol' = 'PLAINTEXT',
+  'properties.group.id' = 'adagg-streaming',
+  'properties.isolation.level' = 'read_committed',
+  'scan.startup.mode' = 'group-offsets',
+  'properties.auto.offset.reset' = 'earliest',
+  'scan.watermark.emit.strategy' = 'on-periodic',
+  'format' = 'json',
+  'json.fail-on-missing-field' = 'false',
+  'json.ignore-parse-errors' = 'false'
+);
+
+-- stg_events_on_time: raw events that arrived before the watermark passed them.
+-- Grain: one event delivery (duplicates still present). Input: src_ad_events_raw.
+-- The predicate is the Flink documentation's own: rows with no watermark yet are on time.
+CREATE TEMPORARY VIEW stg_events_on_time AS
+SELECT *
+FROM src_ad_events_raw
+WHERE CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts);
+
+-- stg_events_late: raw deliveries whose event time is at or below the current watermark. They
+-- are kept out of every window, written to the late topic and folded back in by reconciliation.
+-- Grain: one event delivery (a late event's duplicates each appear). Input: src_ad_events_raw.
+CREATE TEMPORARY VIEW stg_events_late AS
+SELECT
+  schema_version,
+  event_id,
+  event_type,
+  event_time,
+  ad_id,
+  campaign_id,
+  advertiser_id,
+  user_id,
+  ip,
+  user_agent,
+  placement_id,
+  publisher_id,
+  cost_micros,
+  conversion_value_micros,
+  referrer_domain,
+  'event_time_at_or_below_watermark' AS reason,
+  CAST(CAST(CURRENT_WATERMARK(ts) AS TIMESTAMP(3)) AS STRING) AS watermark_at,
+  CAST(CAST(PROCTIME() AS TIMESTAMP(3)) AS STRING) AS detected_at
+FROM src_ad_events_raw
+WHERE ts <= CURRENT_WATERMARK(ts);
+
+-- int_events_deduped: on-time events with exact duplicates removed (first delivery wins).
+-- Grain: one event (event_id). Input: stg_events_on_time.
+-- Ordering by processing time keeps the output append-only, so windows can follow. The state
+-- is bounded only by table.exec.state.ttl (flink.state_ttl); the STATE_TTL hint does not apply.
+CREATE TEMPORARY VIEW int_events_deduped AS
+SELECT
+  schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
+  ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
+  referrer_domain, ts
+FROM (
+  SELECT *,
+    ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS delivery_rank
+  FROM stg_events_on_time
+)
+WHERE delivery_rank = 1;
+
+-- int_events_enriched: unique on-time events with device, country, campaign vertical, the
+-- invalid-traffic reason (NULL = valid) and the billing idempotency key.
+-- Grain: one event (event_id). Input: int_events_deduped; Python UDFs in sql/functions/.
+-- billing_key = ad_id|user_id|event_type|bucket start ms, buckets per event type from the
+-- environment (billing.bucket_seconds); adagg/contract.py computes the same key for producers.
+CREATE TEMPORARY VIEW int_events_enriched AS
+SELECT
+  schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
+  ip, user_agent, placement_id, publisher_id, cost_micros,
+  COALESCE(conversion_value_micros, CAST(0 AS BIGINT)) AS conversion_value_micros,
+  referrer_domain,
+  ua_device_type(user_agent) AS device_type,
+  ua_os(user_agent) AS os,
+  ua_browser(user_agent) AS browser,
+  ip_country(ip) AS country,
+  campaign_vertical(campaign_id) AS vertical,
+  invalid_traffic_reason(user_agent, ip) AS invalid_reason,
+  CONCAT_WS('|', ad_id, user_id, event_type, CAST(event_time - MOD(event_time, CASE event_type
+    WHEN 'impression' THEN 60000
+    WHEN 'click' THEN 60000
+    WHEN 'conversion' THEN 3600000
+  END) AS STRING)) AS billing_key,
+  -- A fresh processing-time attribute for the billing dedup (the first one is consumed by
+  -- the exact dedup, which must not pass it on to stay a deduplication).
+  PROCTIME() AS proc_time,
+  ts
+FROM int_events_deduped;
+
+-- int_events_billable: the events advertisers pay for: valid traffic, first arrival per
+-- billing key (a user's repeats on an ad within one bucket bill once).
+-- Grain: one billing key. Input: int_events_enriched.
+-- The raw topic is keyed by billing key, so a key's events arrive in order from one partition.
+CREATE TEMPORARY VIEW int_events_billable AS
+SELECT *
+FROM (
+  SELECT *,
+    ROW_NUMBER() OVER (PARTITION BY billing_key ORDER BY proc_time ASC) AS billing_rank
+  FROM int_events_enriched
+  WHERE invalid_reason IS NULL
+)
+WHERE billing_rank = 1;
+
+-- int_event_measures: one row of additive measures per unique event (raw counts) and one per
+-- billable event (billable counts, spend), so a single SUM gives raw and billable side by side.
+-- Grain: one event (twice for a billable one). Inputs: int_events_enriched, int_events_billable.
+CREATE TEMPORARY VIEW int_event_measures AS
+SELECT
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type, publisher_id, event_time, ts,
+  CAST(IF(event_type = 'impression', 1, 0) AS BIGINT) AS impressions,
+  CAST(IF(event_type = 'click', 1, 0) AS BIGINT) AS clicks,
+  CAST(IF(event_type = 'conversion', 1, 0) AS BIGINT) AS conversions,
+  CAST(IF(invalid_reason IS NULL, 0, 1) AS BIGINT) AS invalid_events,
+  CAST(0 AS BIGINT) AS billable_impressions,
+  CAST(0 AS BIGINT) AS billable_clicks,
+  CAST(0 AS BIGINT) AS billable_conversions,
+  CAST(0 AS BIGINT) AS spend_micros,
+  CAST(0 AS BIGINT) AS conversion_value_micros
+FROM int_events_enriched
+UNION ALL
+SELECT
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type, publisher_id, event_time, ts,
+  CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT),
+  CAST(IF(event_type = 'impression', 1, 0) AS BIGINT),
+  CAST(IF(event_type = 'click', 1, 0) AS BIGINT),
+  CAST(IF(event_type = 'conversion', 1, 0) AS BIGINT),
+  cost_micros,
+  conversion_value_micros
+FROM int_events_billable;
+
+-- int_ad_minute: raw and billable measures per ad, country and device in 1-minute event-time
+-- windows, emitted once when the watermark passes the window end.
+-- Grain: (minute, ad_id, country, device_type). Input: int_event_measures.
+-- minute_time (the window's rowtime) lets hour windows, sliding windows and Top-N cascade from it.
+
+CREATE TEMPORARY VIEW int_ad_minute AS
+SELECT
+  window_start AS minute_start,
+  window_end AS minute_end,
+  window_time AS minute_time,
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type,
+SUM(impressions) AS impressions,
+  SUM(clicks) AS clicks,
+  SUM(conversions) AS conversions,
+  SUM(invalid_events) AS invalid_events,
+  SUM(billable_impressions) AS billable_impressions,
+  SUM(billable_clicks) AS billable_clicks,
+  SUM(billable_conversions) AS billable_conversions,
+  SUM(spend_micros) AS spend_micros,
+  SUM(conversion_value_micros) AS conversion_value_micros
+FROM TABLE(
+  TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
+)
+GROUP BY window_start, window_end, window_time,
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type;
+
+-- int_ad_hour: int_ad_minute rolled up into 1-hour windows (UTC), emitted once per window.
+-- Grain: (hour, ad_id, country, device_type). Input: int_ad_minute.
+
+CREATE TEMPORARY VIEW int_ad_hour AS
+SELECT
+  window_start AS hour_start,
+  window_end AS hour_end,
+  window_time AS hour_time,
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type,
+SUM(impressions) AS impressions,
+  SUM(clicks) AS clicks,
+  SUM(conversions) AS conversions,
+  SUM(invalid_events) AS invalid_events,
+  SUM(billable_impressions) AS billable_impressions,
+  SUM(billable_clicks) AS billable_clicks,
+  SUM(billable_conversions) AS billable_conversions,
+  SUM(spend_micros) AS spend_micros,
+  SUM(conversion_value_micros) AS conversion_value_micros
+FROM TABLE(
+  TUMBLE(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' HOUR)
+)
+GROUP BY window_start, window_end, window_time,
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type;
+
+-- int_ad_scope_minute: per-ad click totals per minute, over all countries (country_scope 'ALL') and
+-- per country (country_scope = country code): the input of the Top-N ranking.
+-- Grain: (minute, country_scope, ad_id). Input: int_ad_minute.
+CREATE TEMPORARY VIEW int_ad_scope_minute AS
+SELECT
+  window_start,
+  window_end,
+  COALESCE(country, 'ALL') AS country_scope,
+  ad_id,
+  SUM(billable_clicks) AS billable_clicks,
+  SUM(clicks) AS clicks,
+  SUM(impressions) AS impressions
+FROM TABLE(
+  TUMBLE(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE)
+)
+GROUP BY window_start, window_end, GROUPING SETS ((ad_id), (ad_id, country));
+
+-- mart_ad_day: final-tier daily roll-up (UTC days), emitted once the watermark passes the day.
+-- Grain: (window_start_ms, ad_id, country, device_type). Input: int_ad_hour.
+
+CREATE TEMPORARY VIEW mart_ad_day AS
+SELECT
+  UNIX_TIMESTAMP(CAST(window_start AS STRING)) * 1000 AS window_start_ms,
+  UNIX_TIMESTAMP(CAST(window_end AS STRING)) * 1000 AS window_end_ms,
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type,
+SUM(impressions) AS impressions,
+  SUM(clicks) AS clicks,
+  SUM(conversions) AS conversions,
+  SUM(invalid_events) AS invalid_events,
+  SUM(billable_impressions) AS billable_impressions,
+  SUM(billable_clicks) AS billable_clicks,
+  SUM(billable_conversions) AS billable_conversions,
+  SUM(spend_micros) AS spend_micros,
+  SUM(conversion_value_micros) AS conversion_value_micros,
+'final' AS tier,
+  CAST(1 AS BIGINT) AS version,
+  '0.1.0+sql.7f3665f39ae0' AS pipeline_version,
+  UNIX_TIMESTAMP() * 1000 AS computed_at_ms
+FROM TABLE(
+  TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
+)
+GROUP BY window_start, window_end,
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type;
+
+-- snk_ad_day: topic `<outputs.prefix>ad-day`, read by the Pinot table ad_day.
+-- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
+-- the record key. Input: mart_ad_day.
+-- Exactly-once: visible to read_committed consumers at checkpoint.
+
+CREATE TABLE snk_ad_day (
+  window_start_ms BIGINT,
+  window_end_ms BIGINT,
+  ad_id STRING,
+  campaign_id STRING,
+  advertiser_id STRING,
+  vertical STRING,
+  country STRING,
+  device_type STRING,
+  impressions BIGINT,
+  clicks BIGINT,
+  conversions BIGINT,
+  invalid_events BIGINT,
+  billable_impressions BIGINT,
+  billable_clicks BIGINT,
+  billable_conversions BIGINT,
+  spend_micros BIGINT,
+  conversion_value_micros BIGINT,
+  tier STRING,
+  version BIGINT,
+  pipeline_version STRING,
+  computed_at_ms BIGINT
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'ad-agg.ad-day',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'properties.security.protocol' = 'PLAINTEXT',
+  'key.format' = 'json',
+  'key.fields' = 'window_start_ms;ad_id;country;device_type',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'adagg-local-ad-day',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+-- mart_ad_hour: final-tier hourly roll-up of mart_ad_minute's measures (UTC hours).
+-- Grain: (window_start_ms, ad_id, country, device_type). Input: int_ad_hour.
+
+CREATE TEMPORARY VIEW mart_ad_hour AS
+SELECT
+  UNIX_TIMESTAMP(CAST(hour_start AS STRING)) * 1000 AS window_start_ms,
+  UNIX_TIMESTAMP(CAST(hour_end AS STRING)) * 1000 AS window_end_ms,
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type,
+impressions, clicks, conversions, invalid_events,
+  billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
+'final' AS tier,
+  CAST(1 AS BIGINT) AS version,
+  '0.1.0+sql.7f3665f39ae0' AS pipeline_version,
+  UNIX_TIMESTAMP() * 1000 AS computed_at_ms
+FROM int_ad_hour;
+
+-- snk_ad_hour: topic `<outputs.prefix>ad-hour`, read by the Pinot table ad_hour.
+-- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
+-- the record key. Input: mart_ad_hour.
+-- Exactly-once: visible to read_committed consumers at checkpoint.
+
+CREATE TABLE snk_ad_hour (
+  window_start_ms BIGINT,
+  window_end_ms BIGINT,
+  ad_id STRING,
+  campaign_id STRING,
+  advertiser_id STRING,
+  vertical STRING,
+  country STRING,
+  device_type STRING,
+  impressions BIGINT,
+  clicks BIGINT,
+  conversions BIGINT,
+  invalid_events BIGINT,
+  billable_impressions BIGINT,
+  billable_clicks BIGINT,
+  billable_conversions BIGINT,
+  spend_micros BIGINT,
+  conversion_value_micros BIGINT,
+  tier STRING,
+  version BIGINT,
+  pipeline_version STRING,
+  computed_at_ms BIGINT
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'ad-agg.ad-hour',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'properties.security.protocol' = 'PLAINTEXT',
+  'key.format' = 'json',
+  'key.fields' = 'window_start_ms;ad_id;country;device_type',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'adagg-local-ad-hour',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+-- mart_ad_minute: final-tier minute aggregates per ad, country and device: impressions, clicks,
+-- conversions, invalid traffic, billable counts, spend and conversion value (CTR = clicks /
+-- impressions, billable or raw). Emitted once per window after the watermark; exactly-once.
+-- Grain: (window_start_ms, ad_id, country, device_type). Input: int_ad_minute.
+
+CREATE TEMPORARY VIEW mart_ad_minute AS
+SELECT
+  UNIX_TIMESTAMP(CAST(minute_start AS STRING)) * 1000 AS window_start_ms,
+  UNIX_TIMESTAMP(CAST(minute_end AS STRING)) * 1000 AS window_end_ms,
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type,
+impressions, clicks, conversions, invalid_events,
+  billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
+'final' AS tier,
+  CAST(1 AS BIGINT) AS version,
+  '0.1.0+sql.7f3665f39ae0' AS pipeline_version,
+  UNIX_TIMESTAMP() * 1000 AS computed_at_ms
+FROM int_ad_minute;
+
+-- snk_ad_minute: topic `<outputs.prefix>ad-minute`, read by the Pinot table ad_minute.
+-- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
+-- the record key. Input: mart_ad_minute.
+-- Exactly-once: visible to read_committed consumers at checkpoint.
+
+CREATE TABLE snk_ad_minute (
+  window_start_ms BIGINT,
+  window_end_ms BIGINT,
+  ad_id STRING,
+  campaign_id STRING,
+  advertiser_id STRING,
+  vertical STRING,
+  country STRING,
+  device_type STRING,
+  impressions BIGINT,
+  clicks BIGINT,
+  conversions BIGINT,
+  invalid_events BIGINT,
+  billable_impressions BIGINT,
+  billable_clicks BIGINT,
+  billable_conversions BIGINT,
+  spend_micros BIGINT,
+  conversion_value_micros BIGINT,
+  tier STRING,
+  version BIGINT,
+  pipeline_version STRING,
+  computed_at_ms BIGINT
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'ad-agg.ad-minute',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'properties.security.protocol' = 'PLAINTEXT',
+  'key.format' = 'json',
+  'key.fields' = 'window_start_ms;ad_id;country;device_type',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'adagg-local-ad-minute',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+-- mart_ad_minute_live: live-tier minute aggregates: the same measures as mart_ad_minute,
+-- updated within seconds as events arrive (a changelog that upserts by key), for open windows
+-- too. Provisional: a minute's live row converges to its final row once the window closes.
+-- Grain: (window_start_ms, ad_id, country, device_type). Input: int_event_measures.
+
+CREATE TEMPORARY VIEW mart_ad_minute_live AS
+SELECT
+  event_time - MOD(event_time, 60000) AS window_start_ms,
+  event_time - MOD(event_time, 60000) + 60000 AS window_end_ms,
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type,
+SUM(impressions) AS impressions,
+  SUM(clicks) AS clicks,
+  SUM(conversions) AS conversions,
+  SUM(invalid_events) AS invalid_events,
+  SUM(billable_impressions) AS billable_impressions,
+  SUM(billable_clicks) AS billable_clicks,
+  SUM(billable_conversions) AS billable_conversions,
+  SUM(spend_micros) AS spend_micros,
+  SUM(conversion_value_micros) AS conversion_value_micros,
+'live' AS tier,
+  CAST(0 AS BIGINT) AS version,
+  '0.1.0+sql.7f3665f39ae0' AS pipeline_version,
+  UNIX_TIMESTAMP() * 1000 AS computed_at_ms
+FROM int_event_measures
+GROUP BY event_time - MOD(event_time, 60000),
+  ad_id, campaign_id, advertiser_id, vertical, country, device_type;
+
+-- snk_ad_minute_live: topic `<outputs.prefix>ad-minute-live`, read by the Pinot table ad_minute_live.
+-- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
+-- the record key. Input: mart_ad_minute_live.
+-- Upsert changelog, at least once: a key's last record is its current value.
+
+CREATE TABLE snk_ad_minute_live (
+  window_start_ms BIGINT,
+  window_end_ms BIGINT,
+  ad_id STRING,
+  campaign_id STRING,
+  advertiser_id STRING,
+  vertical STRING,
+  country STRING,
+  device_type STRING,
+  impressions BIGINT,
+  clicks BIGINT,
+  conversions BIGINT,
+  invalid_events BIGINT,
+  billable_impressions BIGINT,
+  billable_clicks BIGINT,
+  billable_conversions BIGINT,
+  spend_micros BIGINT,
+  conversion_value_micros BIGINT,
+  tier STRING,
+  version BIGINT,
+  pipeline_version STRING,
+  computed_at_ms BIGINT,
+  PRIMARY KEY (window_start_ms, ad_id, country, device_type) NOT ENFORCED
+) WITH (
+  'connector' = 'upsert-kafka',
+  'topic' = 'ad-agg.ad-minute-live',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'key.format' = 'json',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL',
+  'properties.security.protocol' = 'PLAINTEXT'
+);
+
+-- mart_ad_sliding_5m: final-tier sliding windows, 5 minutes long every minute, per ad.
+-- Grain: (window_start_ms, ad_id). Input: int_ad_minute (minutes cascade into the hops).
+
+CREATE TEMPORARY VIEW mart_ad_sliding_5m AS
+SELECT
+  UNIX_TIMESTAMP(CAST(window_start AS STRING)) * 1000 AS window_start_ms,
+  UNIX_TIMESTAMP(CAST(window_end AS STRING)) * 1000 AS window_end_ms,
+  ad_id,
+  SUM(impressions) AS impressions,
+  SUM(clicks) AS clicks,
+  SUM(billable_impressions) AS billable_impressions,
+  SUM(billable_clicks) AS billable_clicks,
+  SUM(spend_micros) AS spend_micros,
+'final' AS tier,
+  CAST(1 AS BIGINT) AS version,
+  '0.1.0+sql.7f3665f39ae0' AS pipeline_version,
+  UNIX_TIMESTAMP() * 1000 AS computed_at_ms
+FROM TABLE(
+  HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
+)
+GROUP BY window_start, window_end, ad_id;
+
+-- snk_ad_sliding_5m: topic `<outputs.prefix>ad-sliding-5m`, read by the Pinot table ad_sliding_5m.
+-- Grain: (window_start_ms, ad_id), the record key. Input: mart_ad_sliding_5m. Exactly-once.
+
+CREATE TABLE snk_ad_sliding_5m (
+  window_start_ms BIGINT,
+  window_end_ms BIGINT,
+  ad_id STRING,
+  impressions BIGINT,
+  clicks BIGINT,
+  billable_impressions BIGINT,
+  billable_clicks BIGINT,
+  spend_micros BIGINT,
+  tier STRING,
+  version BIGINT,
+  pipeline_version STRING,
+  computed_at_ms BIGINT
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'ad-agg.ad-sliding-5m',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'properties.security.protocol' = 'PLAINTEXT',
+  'key.format' = 'json',
+  'key.fields' = 'window_start_ms;ad_id',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'adagg-local-ad-sliding-5m',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+-- mart_events_enriched: every unique on-time event with its enrichment and billing key, for
+-- drill-down and audits (not an aggregate: no lineage columns).
+-- Grain: one event (event_id). Input: int_events_enriched.
+CREATE TEMPORARY VIEW mart_events_enriched AS
+SELECT
+  schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
+  ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
+  referrer_domain, device_type, os, browser, country, vertical, invalid_reason, billing_key
+FROM int_events_enriched;
+
+-- snk_events_enriched: topic `topics.enriched`, read for drill-down and audits.
+-- Grain: one unique on-time event, keyed by event_id. Input: mart_events_enriched. Exactly-once.
+
+CREATE TABLE snk_events_enriched (
+  schema_version INT,
+  event_id STRING,
+  event_type STRING,
+  event_time BIGINT,
+  ad_id STRING,
+  campaign_id STRING,
+  advertiser_id STRING,
+  user_id STRING,
+  ip STRING,
+  user_agent STRING,
+  placement_id STRING,
+  publisher_id STRING,
+  cost_micros BIGINT,
+  conversion_value_micros BIGINT,
+  referrer_domain STRING,
+  device_type STRING,
+  os STRING,
+  browser STRING,
+  country STRING,
+  vertical STRING,
+  invalid_reason STRING,
+  billing_key STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'ad-events.enriched',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'properties.security.protocol' = 'PLAINTEXT',
+  'key.format' = 'json',
+  'key.fields' = 'event_id',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'adagg-local-events-enriched',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+-- mart_top_ads_minute: the top 100 ads by billable clicks in each minute, overall (country_scope 'ALL')
+-- and per country (country_scope = country code); ties are broken by ad_id so ranks are deterministic.
+-- Grain: (window_start_ms, country_scope, ad_rank). Input: int_ad_scope_minute (window Top-N).
+
+CREATE TEMPORARY VIEW mart_top_ads_minute AS
+SELECT
+  UNIX_TIMESTAMP(CAST(window_start AS STRING)) * 1000 AS window_start_ms,
+  UNIX_TIMESTAMP(CAST(window_end AS STRING)) * 1000 AS window_end_ms,
+  country_scope,
+  ad_rank,
+  ad_id,
+  billable_clicks,
+  clicks,
+  impressions,
+'final' AS tier,
+  CAST(1 AS BIGINT) AS version,
+  '0.1.0+sql.7f3665f39ae0' AS pipeline_version,
+  UNIX_TIMESTAMP() * 1000 AS computed_at_ms
+FROM (
+  SELECT *,
+    ROW_NUMBER() OVER (
+      PARTITION BY window_start, window_end, country_scope
+      ORDER BY billable_clicks DESC, ad_id ASC
+    ) AS ad_rank
+  FROM int_ad_scope_minute
+)
+WHERE ad_rank <= 100;
+
+-- snk_top_ads_minute: topic `<outputs.prefix>top-ads-minute`, read by the Pinot table
+-- top_ads_minute. Grain: (window_start_ms, country_scope, ad_rank), the record key.
+-- Input: mart_top_ads_minute. Exactly-once.
+
+CREATE TABLE snk_top_ads_minute (
+  window_start_ms BIGINT,
+  window_end_ms BIGINT,
+  country_scope STRING,
+  ad_rank BIGINT,
+  ad_id STRING,
+  billable_clicks BIGINT,
+  clicks BIGINT,
+  impressions BIGINT,
+  tier STRING,
+  version BIGINT,
+  pipeline_version STRING,
+  computed_at_ms BIGINT
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'ad-agg.top-ads-minute',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'properties.security.protocol' = 'PLAINTEXT',
+  'key.format' = 'json',
+  'key.fields' = 'window_start_ms;country_scope;ad_rank',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'adagg-local-top-ads-minute',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+-- snk_late_events: topic `topics.late`: every late event delivery with the reason, the
+-- watermark it was late against and when it was seen. Grain: one event delivery, keyed by
+-- event_id. Input: stg_events_late. Exactly-once.
+
+CREATE TABLE snk_late_events (
+  schema_version INT,
+  event_id STRING,
+  event_type STRING,
+  event_time BIGINT,
+  ad_id STRING,
+  campaign_id STRING,
+  advertiser_id STRING,
+  user_id STRING,
+  ip STRING,
+  user_agent STRING,
+  placement_id STRING,
+  publisher_id STRING,
+  cost_micros BIGINT,
+  conversion_value_micros BIGINT,
+  referrer_domain STRING,
+  reason STRING,
+  watermark_at STRING,
+  detected_at STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'ad-events.late',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'properties.security.protocol' = 'PLAINTEXT',
+  'key.format' = 'json',
+  'key.fields' = 'event_id',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'adagg-local-late',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+EXECUTE STATEMENT SET
+BEGIN
+INSERT INTO snk_ad_day SELECT * FROM mart_ad_day;
+INSERT INTO snk_ad_hour SELECT * FROM mart_ad_hour;
+INSERT INTO snk_ad_minute SELECT * FROM mart_ad_minute;
+INSERT INTO snk_ad_minute_live SELECT * FROM mart_ad_minute_live;
+INSERT INTO snk_ad_sliding_5m SELECT * FROM mart_ad_sliding_5m;
+INSERT INTO snk_events_enriched SELECT * FROM mart_events_enriched;
+INSERT INTO snk_top_ads_minute SELECT * FROM mart_top_ads_minute;
+INSERT INTO snk_late_events SELECT * FROM stg_events_late;
+END;
