@@ -99,9 +99,9 @@ def cmd_traffic(args) -> None:
 
 
 def cmd_query(args) -> None:
-    from adagg.demo import print_clicks
+    from adagg.demo import print_top_ads
 
-    print_clicks(envs.load(args.env), ad=args.ad, limit=args.limit)
+    print_top_ads(envs.load(args.env), limit=args.limit)
 
 
 def cmd_demo(args) -> None:
@@ -156,9 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     _env_arg(p)
     p.set_defaults(func=cmd_traffic)
 
-    p = sub.add_parser("query", help="print per-ad, per-minute click counts from Pinot")
-    p.add_argument("--ad", help="only this ad_id")
-    p.add_argument("--limit", type=int, default=50)
+    p = sub.add_parser("query", help="print the top ads by billable clicks from Pinot (ad_minute)")
+    p.add_argument("--limit", type=int, default=20)
     _env_arg(p)
     p.set_defaults(func=cmd_query)
 

@@ -5,11 +5,20 @@ from __future__ import annotations
 import time
 
 from adagg import env as envs
+from adagg.oracle import COUNT_COLUMNS
 from adagg.traffic import WINDOW_MS, Oracle, Traffic, generate
+from adagg.verify import wait_for_outputs
 
-CLICKS_SQL = (
-    "SELECT ad_id, window_start_ms, clicks FROM ad_clicks_minute "
-    "WHERE window_start_ms >= %(start)s AND window_start_ms < %(end)s LIMIT 1000000"
+MINUTE_COLUMNS = ("window_end_ms", "campaign_id", "advertiser_id", "vertical") + COUNT_COLUMNS
+MINUTE_SQL = (
+    "SELECT window_start_ms, ad_id, country, device_type, " + ", ".join(MINUTE_COLUMNS) +
+    " FROM ad_minute WHERE window_start_ms >= %(since)s LIMIT 10000000"
+)
+TOP_ADS_SQL = (
+    "SELECT ad_id, SUM(impressions) AS impressions, SUM(clicks) AS clicks, "
+    "SUM(billable_clicks) AS billable_clicks, SUM(invalid_events) AS invalid_events, "
+    "SUM(spend_micros) AS spend_micros FROM ad_minute WHERE window_start_ms >= %(since)s "
+    "GROUP BY ad_id ORDER BY SUM(billable_clicks) DESC, ad_id LIMIT %(limit)s"
 )
 
 
@@ -17,12 +26,20 @@ def _hour_ago_ms() -> int:
     return (int(time.time() * 1000) // WINDOW_MS - 60) * WINDOW_MS
 
 
-def make_traffic(env, seed: int, events: int, ads: int = 25, start_ms: int | None = None) -> Traffic:
-    """Traffic for an environment's raw topic; event times start at start_ms (default: an hour ago)."""
+def make_traffic(env, seed: int, events: int, ads: int = 25, start_ms: int | None = None,
+                 close_day: bool = False) -> Traffic:
+    """Traffic for an environment: its raw partitions, watermark delay and billing buckets.
+
+    Event times start at start_ms (default: an hour ago). close_day ends with a fence past the
+    next UTC midnight, so hour and day windows close too.
+    """
     if start_ms is None:
         start_ms = _hour_ago_ms()
+    flink = env.flink
     return generate(seed=seed, events=events, ads=ads, partitions=env.topics.raw.partitions, start_ms=start_ms,
-                    bound_ms=env.flink.watermark_bound_seconds * 1000)
+                    bound_ms=(flink.watermark_bound_seconds + flink.allowed_lateness_seconds) * 1000,
+                    bucket_ms={t: s * 1000 for t, s in env.billing.bucket_seconds.items()},
+                    close_day=close_day)
 
 
 def next_start_ms(env) -> int:
@@ -40,70 +57,47 @@ def next_start_ms(env) -> int:
     return start
 
 
-def oracle_range(oracle: Oracle) -> tuple[int, int]:
-    """[first expected window, final watermark]: the windows this run's on-time events fill."""
-    return min(start for _, start in oracle.clicks), oracle.final_watermark_ms + 1
+def run_since_ms(oracle: Oracle) -> int:
+    """The first window start that belongs to a run: 5-minute sliding windows reach 4 minutes
+    before its first event (earlier runs end at least 15 minutes before, see next_start_ms)."""
+    first = oracle.stats["min_event_time_ms"]
+    return first - first % WINDOW_MS - 4 * WINDOW_MS
 
 
-def pinot_clicks(env, start_ms: int, end_ms: int) -> dict[tuple[str, int], int]:
+def pinot_minute(env, since_ms: int = 0) -> dict[tuple, dict]:
+    """The final-tier minute rows in Pinot from since_ms on, keyed like the oracle."""
     from adagg.pinot import query
 
-    rows = query(env, CLICKS_SQL, {"start": start_ms, "end": end_ms})
-    return {(r["ad_id"], int(r["window_start_ms"])): int(r["clicks"]) for r in rows}
+    rows = query(env, MINUTE_SQL, {"since": since_ms})
+    return {(int(r["window_start_ms"]), r["ad_id"], r["country"], r["device_type"]):
+            {c: (r[c] if isinstance(r[c], str) else int(r[c])) for c in MINUTE_COLUMNS} for r in rows}
 
 
-def wait_for_oracle(env, oracle: Oracle, timeout_s: float = 180, whole_table: bool = False,
-                    say=print) -> dict[tuple[str, int], int]:
-    """Poll Pinot until its windows equal the oracle, or time out; returns Pinot's.
-
-    Compares the run's range, or the whole table (for a stack that holds only this run).
-    """
-    start, end = (0, 2**62) if whole_table else oracle_range(oracle)
+def wait_for_pinot(env, oracle: Oracle, since_ms: int = 0, timeout_s: float = 180, say=print) -> dict:
+    """Poll Pinot's ad_minute until it equals the oracle's final minute rows (from since_ms)."""
+    expected = {k: v for k, v in oracle.minute.items() if k[0] >= since_ms}
     deadline, got = time.monotonic() + timeout_s, {}
     while time.monotonic() < deadline:
         try:
-            got = pinot_clicks(env, start, end)
+            got = pinot_minute(env, since_ms)
         except Exception as exc:  # noqa: BLE001 - table may still be loading; report the last state
             say(f"  waiting for Pinot ({exc.__class__.__name__})")
-        if got == oracle.clicks:
-            return got
+        if got == expected:
+            break
         time.sleep(2)
     return got
 
 
-def print_clicks(env, ad: str | None = None, limit: int = 50) -> None:
+def print_top_ads(env, since_ms: int = 0, limit: int = 10) -> None:
     from adagg.pinot import query
 
-    sql = "SELECT ad_id, window_start_ms, clicks, tier FROM ad_clicks_minute"
-    params = {}
-    if ad:
-        sql += " WHERE ad_id = %(ad)s"
-        params["ad"] = ad
-    sql += " ORDER BY window_start_ms DESC, clicks DESC LIMIT %(limit)s"
-    params["limit"] = int(limit)
-    rows = query(env, sql, params)
-    print(f"{'ad_id':10} {'minute (UTC)':17} {'clicks':>7}  tier")
+    rows = query(env, TOP_ADS_SQL, {"since": since_ms, "limit": int(limit)})
+    print(f"{'ad_id':10} {'impressions':>11} {'clicks':>7} {'billable':>8} {'invalid':>8} {'spend':>12}")
     for r in rows:
-        minute = time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(r["window_start_ms"]) / 1000))
-        print(f"{r['ad_id']:10} {minute:17} {int(r['clicks']):7}  {r['tier']}")
+        print(f"{r['ad_id']:10} {int(r['impressions']):11} {int(r['clicks']):7} {int(r['billable_clicks']):8} "
+              f"{int(r['invalid_events']):8} {int(r['spend_micros']) / 1e6:12,.2f}")
     if not rows:
         print("(no rows yet: is the job running and has traffic been sent?)")
-
-
-def summary_table(clicks: dict[tuple[str, int], int], top: int = 10) -> str:
-    """Per-ad totals and the first minutes, for the demo's closing table."""
-    minutes = sorted({start for _, start in clicks})
-    per_ad: dict[str, dict[int, int]] = {}
-    for (ad, start), n in clicks.items():
-        per_ad.setdefault(ad, {})[start] = n
-    ranked = sorted(per_ad, key=lambda a: (-sum(per_ad[a].values()), a))[:top]
-    shown = minutes[:6]
-    head = f"{'ad_id':10}" + "".join(f"{time.strftime('%H:%M', time.gmtime(m / 1000)):>7}" for m in shown)
-    lines = [head + f"{'...':>5}{'total':>8}"]
-    for ad in ranked:
-        cells = "".join(f"{per_ad[ad].get(m, 0):7}" for m in shown)
-        lines.append(f"{ad:10}{cells}{'':5}{sum(per_ad[ad].values()):8}")
-    return "\n".join(lines)
 
 
 def run_demo(env_name: str = "local", events: int = 20_000, seed: int = 42) -> None:
@@ -132,19 +126,27 @@ def run_demo(env_name: str = "local", events: int = 20_000, seed: int = 42) -> N
     traffic = make_traffic(env, seed=seed, events=events, start_ms=next_start_ms(env))
     st = traffic.oracle.stats
     print(f"[5/5] Traffic: {st['sends']} sends = {st['unique_events']} events + {st['duplicates']} duplicates; "
-          f"{st['out_of_order']} out of order, {st['late_events']} late")
+          f"{st['retries']} billing repeats, {st['bots'] + st['blocked_ips']} invalid, "
+          f"{st['out_of_order']} out of order, {st['late_events']} late, {st['v2_events']} on contract v2")
     send_traffic(env, traffic)
-    print("  waiting for the final windows to reach Pinot (watermark + checkpoint commit) ...")
-    got = wait_for_oracle(env, traffic.oracle)
+    print("  waiting for the final windows (watermark + checkpoint commit) ...")
+    since = run_since_ms(traffic.oracle)
+    results = wait_for_outputs(env, traffic.oracle, since_ms=since, say=lambda *_: None)
+    got = wait_for_pinot(env, traffic.oracle, since_ms=since)
+    expected = {k: v for k, v in traffic.oracle.minute.items() if k[0] >= since}
     print()
-    print("Clicks per ad and minute, read from Pinot (top 10 ads; first minutes):")
-    print(summary_table(got))
-    exact = got == traffic.oracle.clicks
+    print("Top ads of this run by billable clicks, queried from Pinot (ad_minute, final tier):")
+    print_top_ads(env, since)
     print()
-    print(f"Pinot windows: {len(got)}, clicks: {sum(got.values())}; oracle windows: {len(traffic.oracle.clicks)}, "
-          f"clicks: {sum(traffic.oracle.clicks.values())} -> {'EXACT MATCH' if exact else 'MISMATCH'}")
-    print(f"Late events: {st['late_sends']} deliveries sent late; they are in topic {env.topics.late.name}.")
+    print("Every output against the oracle computed from the generated events:")
+    for r in results:
+        print(f"  {r.summary()}")
+    pinot_exact = got == expected
+    print(f"  pinot ad_minute: {len(got)} rows vs {len(expected)} expected, "
+          f"{'EXACT' if pinot_exact else 'MISMATCH'}")
+    exact = pinot_exact and all(r.exact for r in results)
+    print("EXACT MATCH" if exact else "MISMATCH")
     print(f"Demo took {time.monotonic() - t0:.0f} s. Stack stays up; stop it with `adagg stack down`.")
     print("\n".join(stack.urls()))
     if not exact:
-        raise ValueError("Pinot does not match the oracle; see `adagg stack logs` for the services' logs")
+        raise ValueError("outputs do not match the oracle; see `adagg stack logs` for the services' logs")

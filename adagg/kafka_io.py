@@ -59,16 +59,29 @@ def send_traffic(env, traffic: Traffic, pause_s: float = 3.0, say=print, after_p
     return sent
 
 
-def read_topic(env, topic: str, idle_timeout_s: float = 5.0) -> Iterator[tuple[bytes, dict]]:
-    """Every committed record of a topic from the beginning, as (key, decoded JSON value)."""
+def read_topic(env, topic: str, idle_timeout_s: float = 2.0) -> Iterator[tuple[bytes, dict | None]]:
+    """Every committed record of a topic from the beginning, as (key, decoded JSON value or None
+    for a tombstone). Stops at the end offsets, or after idle_timeout_s without records (an open
+    transaction keeps the end out of a read_committed consumer's reach)."""
     consumer = KafkaConsumer(bootstrap_servers=env.kafka.bootstrap_servers, isolation_level="read_committed",
-                             enable_auto_commit=False, consumer_timeout_ms=int(idle_timeout_s * 1000))
+                             enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not parts:
+            return
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
-        for record in consumer:
-            yield record.key, None if record.value is None else json.loads(record.value)
+        ends = consumer.end_offsets(parts)
+        idle_since = time.monotonic()
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            batch = consumer.poll(timeout_ms=500, max_records=10_000)
+            if batch:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > idle_timeout_s:
+                break
+            for tp in parts:  # partition order within a partition is what matters
+                for record in batch.get(tp, []):
+                    yield record.key, None if record.value is None else json.loads(record.value)
     finally:
         consumer.close()
 

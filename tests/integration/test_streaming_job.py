@@ -1,8 +1,9 @@
-"""The streaming job on a Flink mini-cluster against a real Kafka, with traffic sent while it runs.
+"""The whole streaming job on a Flink mini-cluster against a real Kafka, with traffic sent while
+it runs.
 
-The correct job must equal the oracle exactly. Deliberately broken variants must be caught by the
-same comparison: one without dedup, and one whose watermark bound is tighter than the traffic's
-out-of-orderness. Each run gets its own topics, consumer group and transactional ids.
+The correct job must equal the oracle exactly on every output. Deliberately broken variants must
+be caught by the same comparison: one without the exact dedup, and one whose watermark trails by
+5 minutes where 15 s was meant. Each run gets its own topics, consumer group and transactional ids.
 """
 
 from __future__ import annotations
@@ -17,21 +18,15 @@ import requests
 
 from adagg import flink
 from adagg.demo import make_traffic
-from adagg.env import load, override
-from adagg.kafka_io import ensure_topics, read_topic, send_traffic
+from adagg.env import load
+from adagg.kafka_io import ensure_topics, send_traffic
 from adagg.paths import REPO, logs
 from adagg.setup import connector_jars
 from adagg.sql import render
+from adagg.verify import Comparison, compare_outputs, wait_for_outputs
+from tests.integration.conftest import isolated_env
 
 MINI_REST = "http://127.0.0.1:18081"
-
-
-def isolated_env(run: str):
-    env = load("local")
-    changes = {f"topics.{key}.name": f"{topic.name}.{run}" for key, topic in env.topics.items()}
-    changes["flink.consumer_group"] = f"{env.flink.consumer_group}-{run}"
-    changes["flink.transactional_id_prefix"] = f"{env.flink.transactional_id_prefix}-{run}"
-    return override(env, changes)
 
 
 def stop(proc):
@@ -68,15 +63,11 @@ def start_mini_cluster_job(stack, script_path, name):
         raise
 
 
-def read_clicks(env) -> dict[tuple[str, int], int]:
-    return {(v["ad_id"], v["window_start_ms"]): v["clicks"] for _, v in read_topic(env, env.topics.clicks_minute.name)}
-
-
-def run_live(stack, traffic, tmp_path, run: str, mutate=None):
-    """Start the (possibly mutated) job, send the traffic while it runs, return (clicks, late records).
+def run_live(stack, traffic, tmp_path, run: str, mutate=None) -> dict[str, Comparison]:
+    """Start the (possibly mutated) job, send the traffic while it runs, compare every output.
 
     The correct job is waited for until it equals the oracle (or 150 s pass); a mutated one until
-    its output stops changing across two reads a checkpoint apart.
+    its outputs stop changing across two reads a checkpoint apart.
     """
     env = isolated_env(run)
     ensure_topics(env, say=lambda *_: None)
@@ -85,52 +76,55 @@ def run_live(stack, traffic, tmp_path, run: str, mutate=None):
     proc = start_mini_cluster_job(stack, script, run)
     try:
         send_traffic(env, traffic, pause_s=5, say=lambda *_: None)
-        deadline, previous, clicks = time.monotonic() + 150, None, {}
         time.sleep(10)
-        while time.monotonic() < deadline:
-            clicks = read_clicks(env)
-            if clicks == traffic.oracle.clicks or (mutate and clicks and clicks == previous):
-                break
-            previous = clicks
-            time.sleep(8)
-        late = [v for _, v in read_topic(env, env.topics.late.name)]
+        if mutate is None:
+            results = wait_for_outputs(env, traffic.oracle, timeout_s=150, say=lambda *_: None)
+        else:
+            previous, deadline = None, time.monotonic() + 150
+            while time.monotonic() < deadline:
+                results = compare_outputs(env, traffic.oracle)
+                shape = [(r.actual_rows, len(r.different)) for r in results]
+                if shape == previous:
+                    break
+                previous = shape
+                time.sleep(8)
     finally:
         stop(proc)
-    return clicks, late
+    return {r.output: r for r in results}
 
 
 @pytest.fixture(scope="module")
 def traffic(kafka):
-    return make_traffic(load("local"), seed=7, events=6000, ads=12)
+    return make_traffic(load("local"), seed=7, events=6000, ads=12, close_day=True)
 
 
 def test_job_output_equals_oracle_exactly(kafka, traffic, tmp_path):
-    clicks, late = run_live(kafka, traffic, tmp_path, "exact")
-    assert clicks == traffic.oracle.clicks
-    assert {v["event_id"] for v in late} == traffic.oracle.late_event_ids
-    assert len(late) == traffic.oracle.stats["late_sends"]
-    assert all(v["reason"] == "late" and v["watermark_at"] for v in late)
+    results = run_live(kafka, traffic, tmp_path, "exact")
+    assert [r.summary() for r in results.values() if not r.exact] == []
+    assert traffic.oracle.day and traffic.oracle.hour and traffic.oracle.top  # every output had rows
 
 
 def test_broken_dedup_is_caught(kafka, traffic, tmp_path):
-    """Windows fed from the on-time stream before dedup: duplicates get counted."""
+    """Enrichment fed from the on-time stream before dedup: duplicates get counted."""
     def no_dedup(sql):
-        assert sql.count("TUMBLE(TABLE int_events_deduped") == 1
-        return sql.replace("TUMBLE(TABLE int_events_deduped", "TUMBLE(TABLE stg_events_on_time")
+        assert sql.count("FROM int_events_deduped;") == 1
+        return sql.replace("FROM int_events_deduped;", "FROM stg_events_on_time;")
 
-    clicks, _ = run_live(kafka, traffic, tmp_path, "nodedup", no_dedup)
-    assert clicks != traffic.oracle.clicks
-    assert sum(clicks.values()) > sum(traffic.oracle.clicks.values())
+    results = run_live(kafka, traffic, tmp_path, "nodedup", no_dedup)
+    assert not results["ad_minute"].exact and not results["events_enriched"].exact
+    assert results["events_enriched"].actual_rows == len(traffic.oracle.enriched)  # keyed: dups collapse
+    assert results["events_enriched"].repeated  # ... but each duplicate was written again
 
 
 def test_broken_watermark_is_caught(kafka, traffic, tmp_path):
-    """A 300 s bound where 10 s was meant: some late events are counted as on time, the last
-    windows never close, and the late topic misses events. Deterministic: the watermark can only
-    be further behind than the bound says, never ahead."""
+    """A 5-minute bound where 10 s was meant: late events are counted as on time (in windows of
+    their own, or on top of the right counts) and the late topic misses them. Deterministic: the
+    watermark can only be further behind than the bound says, never ahead."""
     def loose(sql):
         assert sql.count("INTERVAL '10' SECOND") == 1
         return sql.replace("INTERVAL '10' SECOND", "INTERVAL '5' MINUTE")
 
-    clicks, late = run_live(kafka, traffic, tmp_path, "loosewm", loose)
-    assert clicks != traffic.oracle.clicks
-    assert {v["event_id"] for v in late} < traffic.oracle.late_event_ids
+    results = run_live(kafka, traffic, tmp_path, "loosewm", loose)
+    minute = results["ad_minute"]
+    assert minute.unexpected or minute.different
+    assert results["late_events"].missing and not results["late_events"].unexpected
