@@ -75,7 +75,16 @@ def cmd_job(args) -> None:
     env = envs.load(args.env)
     if args.action == "submit":
         ensure_topics(env)
-        job_id = flink.submit(args.env, args.job)
+        if args.sql_client:
+            from adagg.paths import home
+            from adagg.sql import render
+
+            script = home() / "rendered" / f"{args.job}.{args.env}.sql"
+            script.parent.mkdir(parents=True, exist_ok=True)
+            script.write_text(render(args.env, args.job))
+            job_id = flink.submit_sql_client(args.env, script)
+        else:
+            job_id = flink.submit(args.env, args.job)
         flink.wait_running(env.flink.rest_url, job_id)
     elif args.action == "list":
         for job in flink.running_jobs(env):
@@ -145,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("job", help="submit, list or cancel the streaming job on the Flink session cluster")
     p.add_argument("action", choices=["submit", "list", "cancel"])
     p.add_argument("--job", default="streaming")
+    p.add_argument("--sql-client", action="store_true",
+                   help="submit the rendered SQL with Flink's own SQL client instead of the PyFlink entry point")
     _env_arg(p)
     p.set_defaults(func=cmd_job)
 

@@ -14,10 +14,11 @@ MINUTE_SQL = (
     "SELECT window_start_ms, ad_id, country, device_type, " + ", ".join(MINUTE_COLUMNS) +
     " FROM ad_minute WHERE window_start_ms >= %(since)s LIMIT 10000000"
 )
+# Aliases differ from the column names: Pinot 0.11 resolves ORDER BY SUM(x) to an alias named x.
 TOP_ADS_SQL = (
-    "SELECT ad_id, SUM(impressions) AS impressions, SUM(clicks) AS clicks, "
-    "SUM(billable_clicks) AS billable_clicks, SUM(invalid_events) AS invalid_events, "
-    "SUM(spend_micros) AS spend_micros FROM ad_minute WHERE window_start_ms >= %(since)s "
+    "SELECT ad_id, SUM(impressions) AS n_impressions, SUM(clicks) AS n_clicks, "
+    "SUM(billable_clicks) AS n_billable, SUM(invalid_events) AS n_invalid, "
+    "SUM(spend_micros) AS n_spend FROM ad_minute WHERE window_start_ms >= %(since)s "
     "GROUP BY ad_id ORDER BY SUM(billable_clicks) DESC, ad_id LIMIT %(limit)s"
 )
 
@@ -47,13 +48,17 @@ def next_start_ms(env) -> int:
 
     A running job's watermark follows the newest event it has read (the previous run's last
     fence), so a run starting before that would be entirely late; 15 minutes past it is safe.
+    The start is also rounded up to the largest billing bucket, so a run never shares a billing
+    bucket with an earlier one (runs with the same seed repeat the same users and ads).
     """
     from adagg.kafka_io import newest_event_time
 
     start = _hour_ago_ms()
     newest = newest_event_time(env)
     if newest is not None:
-        start = max(start, (newest // WINDOW_MS + 15) * WINDOW_MS)
+        bucket = max(env.billing.bucket_seconds.values()) * 1000
+        after = newest + 15 * WINDOW_MS
+        start = max(start, after + (-after) % bucket)
     return start
 
 
@@ -94,8 +99,8 @@ def print_top_ads(env, since_ms: int = 0, limit: int = 10) -> None:
     rows = query(env, TOP_ADS_SQL, {"since": since_ms, "limit": int(limit)})
     print(f"{'ad_id':10} {'impressions':>11} {'clicks':>7} {'billable':>8} {'invalid':>8} {'spend':>12}")
     for r in rows:
-        print(f"{r['ad_id']:10} {int(r['impressions']):11} {int(r['clicks']):7} {int(r['billable_clicks']):8} "
-              f"{int(r['invalid_events']):8} {int(r['spend_micros']) / 1e6:12,.2f}")
+        print(f"{r['ad_id']:10} {int(r['n_impressions']):11} {int(r['n_clicks']):7} {int(r['n_billable']):8} "
+              f"{int(r['n_invalid']):8} {int(r['n_spend']) / 1e6:12,.2f}")
     if not rows:
         print("(no rows yet: is the job running and has traffic been sent?)")
 

@@ -7,10 +7,11 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import requests
 
-from adagg.paths import REPO
+from adagg.paths import REPO, home, jvm_lib
 from adagg.setup import connector_jars
 from adagg.stack import Stack, StackError, flink_home
 
@@ -34,6 +35,33 @@ def submit(env_name: str = "local", job: str = "streaming", say=print) -> str:
     job_id = found.group(1)
     say(f"  submitted {job} as Flink job {job_id}")
     return job_id
+
+
+def sql_client_opt_dir() -> Path:
+    """An opt/ folder for Flink's SQL client: the wheel's opt/ jars plus the SQL gateway jar."""
+    opt = home() / "flink-opt"
+    opt.mkdir(parents=True, exist_ok=True)
+    for jar in [*(flink_home() / "opt").glob("*.jar"), *jvm_lib("flink-sql-client").glob("*.jar")]:
+        link = opt / jar.name
+        if not link.exists():
+            link.symlink_to(jar)
+    return opt
+
+
+def submit_sql_client(env_name: str, script: Path, say=print) -> str:
+    """Submit a rendered SQL script with Flink's own SQL client (bin/sql-client.sh -f), as is."""
+    stack = Stack(env_name)
+    cmd = ["bash", str(flink_home() / "bin" / "sql-client.sh"), "-f", str(script), "-pyfs", str(REPO / "udfs")]
+    for jar in connector_jars():
+        cmd += ["-j", jar]
+    env = {**os.environ, **stack.flink_env(), "FLINK_OPT_DIR": str(sql_client_opt_dir())}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    found = re.search(r"Job ID: ([0-9a-f]{32})", proc.stdout)
+    if proc.returncode != 0 or not found or "[ERROR]" in proc.stdout:
+        detail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln or "Exception" in ln]
+        raise StackError(f"the SQL client rejected {script}: {' | '.join(detail[:3])[:400]}")
+    say(f"  submitted {script.name} with the SQL client as Flink job {found.group(1)}")
+    return found.group(1)
 
 
 def running_jobs(env) -> list[dict]:

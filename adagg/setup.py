@@ -9,7 +9,7 @@ import subprocess
 from adagg import paths
 from adagg.stack import StackError, require_java
 
-MODULES = ("kafka", "pinot", "flink")
+MODULES = ("kafka", "pinot", "flink", "flink-sql-client")
 
 
 def _pom_digest() -> str:
@@ -49,7 +49,7 @@ def fetch_jvm(force: bool = False, say=print) -> None:
     for module in MODULES:
         jars = list(paths.jvm_lib(module).glob("*.jar"))
         size = sum(j.stat().st_size for j in jars) / 2**20
-        say(f"  {module:6} {len(jars):4} jars {size:7.1f} MB")
+        say(f"  {module:16} {len(jars):4} jars {size:7.1f} MB")
 
 
 def connector_jars() -> list[str]:

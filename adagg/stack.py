@@ -171,9 +171,23 @@ class Stack:
             (conf / name).write_text(text)
         return conf
 
+    def flink_lib_dir(self) -> Path:
+        """The wheel's lib/ plus flink-python from its opt/. Thread-mode UDFs load pemja's native
+        library once per JVM: loaded from a job's classloader, the next job on the TaskManager
+        fails ("NoSuchFieldException: loadedLibraryNames" on Java 17). From lib/, and parent-first
+        (config.yaml.j2), it is loaded once for every job."""
+        lib = self.home / "flink-lib"
+        lib.mkdir(parents=True, exist_ok=True)
+        for jar in [*(flink_home() / "lib").glob("*.jar"), *(flink_home() / "opt").glob("flink-python*.jar")]:
+            link = lib / jar.name
+            if not link.exists():
+                link.symlink_to(jar)
+        return lib
+
     def flink_env(self) -> dict[str, str]:
         return {"FLINK_CONF_DIR": str(self.flink_conf_dir()), "FLINK_LOG_DIR": str(paths.logs()),
-                "FLINK_HOME": str(flink_home()), "PYTHONPATH": paths.flink_python_path()}
+                "FLINK_HOME": str(flink_home()), "FLINK_LIB_DIR": str(self.flink_lib_dir()),
+                "PYTHONPATH": paths.flink_python_path()}
 
     def _flink_cmd(self, role: str) -> list[str]:
         require_java()
