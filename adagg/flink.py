@@ -90,7 +90,19 @@ def wait_running(rest_url: str, job_id: str, timeout_s: float = 120) -> None:
     raise StackError(f"Flink job {job_id} did not reach RUNNING within {timeout_s} s")
 
 
-def cancel_all(env, say=print) -> None:
-    for job in running_jobs(env):
+def cancel_all(env, say=print, timeout_s: float = 60) -> None:
+    """Cancel every running job and wait until none is left running."""
+    jobs = running_jobs(env)
+    for job in jobs:
         requests.patch(f"{env.flink.rest_url}/jobs/{job['jid']}", params={"mode": "cancel"}, timeout=10)
+    ids, deadline = {j["jid"] for j in jobs}, time.monotonic() + timeout_s
+    while True:
+        overview = requests.get(f"{env.flink.rest_url}/jobs/overview", timeout=10).json()["jobs"]
+        left = [j["jid"] for j in overview if j["jid"] in ids and j["state"] not in ("CANCELED", "FAILED", "FINISHED")]
+        if not left:
+            break
+        if time.monotonic() > deadline:
+            raise StackError(f"jobs still not cancelled {timeout_s:.0f} s after cancel: {', '.join(left)}")
+        time.sleep(1)
+    for job in jobs:
         say(f"  cancelled Flink job {job['jid']} ({job['name']})")

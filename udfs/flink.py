@@ -21,12 +21,13 @@ loaded once per process and path. Works in thread and process mode (docs/enrichm
 
 from __future__ import annotations
 
+from pyflink.common import Row
 from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
-from udfs import dimensions, geo, invalid_traffic, user_agent
+from udfs import dimensions, enrichment, geo, invalid_traffic, user_agent
 
-__all__ = ["ua_device_type", "ua_os", "ua_browser", "ip_country", "campaign_vertical",
+__all__ = ["enrich_event", "ua_device_type", "ua_os", "ua_browser", "ip_country", "campaign_vertical",
            "invalid_traffic_reason"]
 
 # Global job parameter -> the table it names (over the environment variable and the default).
@@ -102,6 +103,21 @@ class InvalidTrafficReason(ScalarFunction):
         return invalid_traffic.reason(ua, ip, self._blocklist)
 
 
+class EnrichEvent(ScalarFunction):
+    """ROW(device_type, os, browser, country, vertical, invalid_reason): all six in one call."""
+
+    def __init__(self):
+        self._tables: tuple = (None, None, None)
+
+    def open(self, function_context: FunctionContext | None) -> None:
+        self._tables = (geo.TABLE.get(_job_parameter(function_context, IP_COUNTRY_TABLE)),
+                        invalid_traffic.BLOCKLIST.get(_job_parameter(function_context, IP_BLOCKLIST)),
+                        dimensions.TABLE.get(_job_parameter(function_context, CAMPAIGN_TABLE)))
+
+    def eval(self, ua: str | None, ip: str | None, campaign_id: str | None) -> Row:
+        return Row(*enrichment.enrich(ua, ip, campaign_id, *self._tables))
+
+
 def _wrap(function: ScalarFunction, name: str):
     return udf(function, result_type=DataTypes.STRING(), deterministic=True, name=name)
 
@@ -112,3 +128,5 @@ ua_browser = _wrap(UaBrowser(), "ua_browser")
 ip_country = _wrap(IpCountry(), "ip_country")
 campaign_vertical = _wrap(CampaignVertical(), "campaign_vertical")
 invalid_traffic_reason = _wrap(InvalidTrafficReason(), "invalid_traffic_reason")
+enrich_event = udf(EnrichEvent(), deterministic=True, name="enrich_event", result_type=DataTypes.ROW(
+    [DataTypes.FIELD(name, DataTypes.STRING()) for name in enrichment.FIELDS]))

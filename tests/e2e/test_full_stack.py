@@ -1,21 +1,25 @@
-"""The whole local stack: generator -> Kafka -> Flink session cluster -> Kafka -> Pinot, exact
-against the oracle; then `stack down` must leave no process behind. Tests run in file order."""
+"""The whole local stack: generator -> Kafka -> Flink session cluster -> Kafka -> Pinot, every
+output exact against the oracle, through a TaskManager crash, and with the job submitted by
+Flink's own SQL client; then `stack down` must leave no process behind. Tests run in file order."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from adagg import flink
-from adagg.demo import make_traffic, next_start_ms, wait_for_oracle
+from adagg.demo import make_traffic, next_start_ms, run_since_ms, wait_for_pinot
 from adagg.env import load
-from adagg.kafka_io import ensure_topics, read_topic, send_traffic
+from adagg.kafka_io import ensure_topics, send_traffic
+from adagg.paths import REPO
 from adagg.pinot import apply
 from adagg.stack import MARKER, port_open
 from adagg.traffic import Traffic
+from adagg.verify import wait_for_outputs
 
 
 def test_stack_up_is_idempotent(stack):
@@ -29,29 +33,38 @@ def test_stack_up_is_idempotent(stack):
 def test_pinot_apply_is_idempotent(stack):
     env = load("local")
     ensure_topics(env)
-    assert apply(env) == ["create schema ad_clicks_minute", "create table ad_clicks_minute"]
+    assert apply(env) == ["create schema ad_minute", "create table ad_minute"]
     assert apply(env) == []
 
 
-def test_pinot_counts_equal_the_oracle_exactly(stack):
+def assert_exact(results) -> None:
+    assert [r.summary() for r in results if not r.exact] == []
+
+
+def test_every_output_equals_the_oracle_exactly(stack):
+    """Duplicates, billing repeats, bots, blocked IPs, out-of-order and late events, a hot ad and
+    v1 + v2 events; the last fence passes midnight, so hour and day windows close too."""
     env = load("local")
     job_id = flink.submit("local")
     flink.wait_running(env.flink.rest_url, job_id)
-    traffic = make_traffic(env, seed=2026, events=20_000, ads=30)
-    assert traffic.oracle.stats["duplicates"] > 0 and traffic.oracle.stats["late_sends"] > 0
-    assert traffic.oracle.stats["out_of_order"] > 0
+    traffic = make_traffic(env, seed=2026, events=20_000, ads=30, close_day=True)
+    st = traffic.oracle.stats
+    for feature in ("duplicates", "retries", "bots", "blocked_ips", "out_of_order", "late_sends", "v2_events",
+                    "billing_repeats", "conversion_events"):
+        assert st[feature] > 0, feature
+    assert st["hot_ad_events"] > 0.25 * st["unique_events"]
     send_traffic(env, traffic, pause_s=4)
-    got = wait_for_oracle(env, traffic.oracle, timeout_s=180, whole_table=True)
-    assert got == traffic.oracle.clicks
-    late = [v for _, v in read_topic(env, env.topics.late.name)]
-    assert {v["event_id"] for v in late} == traffic.oracle.late_event_ids
-    assert len(late) == traffic.oracle.stats["late_sends"]
+    assert_exact(wait_for_outputs(env, traffic.oracle, timeout_s=240))
+    oracle = traffic.oracle
+    assert oracle.hour and oracle.day and oracle.sliding and oracle.top and oracle.minute_live
+    assert sum(r["billable_clicks"] for r in oracle.minute.values()) < sum(r["clicks"] for r in oracle.minute.values())
+    assert wait_for_pinot(env, oracle, timeout_s=120) == oracle.minute
 
 
 def test_taskmanager_crash_recovers_exactly_once(stack):
     """Kill -9 the TaskManager halfway through the first phase; the job restores from its checkpoint
-    on a new TaskManager. Pinot still equals the oracle, every window is in the topic once, and every
-    late delivery is in the late topic once: exactly-once sinks and restored dedup/window state.
+    on a new TaskManager. Every output still equals the oracle, and every exactly-once output holds
+    each key once: exactly-once sinks and restored dedup/window state.
 
     The crash comes before the phase's fences: watermarks are not checkpointed, so a job restored
     after the fences would see no watermark (CURRENT_WATERMARK is NULL) until new events arrive,
@@ -81,12 +94,26 @@ def test_taskmanager_crash_recovers_exactly_once(stack):
         time.sleep(8)  # catch up on phase 1 and emit its watermark before late events arrive
 
     send_traffic(env, sending, pause_s=4, after_phase=crash_after_first_phase)
-    assert wait_for_oracle(env, traffic.oracle, timeout_s=180) == traffic.oracle.clicks
-    keys = Counter((v["ad_id"], v["window_start_ms"]) for _, v in read_topic(env, env.topics.clicks_minute.name))
-    assert keys and max(keys.values()) == 1, "a window was emitted twice"
-    late = [v["event_id"] for _, v in read_topic(env, env.topics.late.name) if v["event_id"] in traffic.oracle.late_event_ids]
-    assert set(late) == traffic.oracle.late_event_ids
-    assert len(late) == traffic.oracle.stats["late_sends"]
+    since = run_since_ms(traffic.oracle)
+    assert_exact(wait_for_outputs(env, traffic.oracle, timeout_s=240, since_ms=since))
+    assert wait_for_pinot(env, traffic.oracle, since_ms=since, timeout_s=120) == {
+        k: v for k, v in traffic.oracle.minute.items() if k[0] >= since}
+
+
+def test_sql_client_runs_the_rendered_sql_as_is(stack, tmp_path):
+    """`adagg sql render` output, submitted unchanged with Flink's bin/sql-client.sh -f, runs and
+    gives the same exact results."""
+    env = load("local")
+    flink.cancel_all(env, say=lambda *_: None)
+    script = tmp_path / "streaming.local.sql"
+    rendered = subprocess.run([sys.executable, "-m", "adagg.cli", "sql", "render", "--env", "local"],
+                              capture_output=True, text=True, check=True, cwd=REPO).stdout
+    script.write_text(rendered)
+    job_id = flink.submit_sql_client("local", script, say=lambda *_: None)
+    flink.wait_running(env.flink.rest_url, job_id)
+    traffic = make_traffic(env, seed=7, events=5_000, ads=20, start_ms=next_start_ms(env))
+    send_traffic(env, traffic, pause_s=4)
+    assert_exact(wait_for_outputs(env, traffic.oracle, timeout_s=180, since_ms=run_since_ms(traffic.oracle)))
 
 
 def _our_processes(home: Path) -> list[int]:

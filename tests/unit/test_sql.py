@@ -54,7 +54,7 @@ def test_streaming_job_logic():
 
 def test_without_python_udfs_renders_constant_enrichment():
     sql = render("local", python_udfs=False)
-    assert "ua_device_type(" not in sql and "'ZZ' AS country" in sql
+    assert "enrich_event(" not in sql and "CAST(ROW('other'" in sql
 
 
 def _duration_s(text: str) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from adagg import traffic_catalog as cat
-from udfs import _ip, dimensions, geo, geoip_import, invalid_traffic, user_agent
+from udfs import _ip, dimensions, enrichment, geo, geoip_import, invalid_traffic, user_agent
 from udfs._tables import DATA_DIR, TableError
 
 UDFS_DIR = Path(user_agent.__file__).resolve().parent
@@ -376,18 +376,36 @@ SQL_FUNCTIONS = ("ua_device_type", "ua_os", "ua_browser", "ip_country", "campaig
                  "invalid_traffic_reason")
 
 
-def test_flink_module_exports_only_string_udf_wrappers() -> None:
+def test_flink_module_exports_only_udf_wrappers() -> None:
     flink, pyflink_udf = flink_modules()
     UserDefinedScalarFunctionWrapper = pyflink_udf.UserDefinedScalarFunctionWrapper
-    assert tuple(flink.__all__) == SQL_FUNCTIONS
+    assert tuple(flink.__all__) == ("enrich_event", *SQL_FUNCTIONS)
     wrappers = {n for n, v in vars(flink).items() if isinstance(v, UserDefinedScalarFunctionWrapper)}
-    assert wrappers == set(SQL_FUNCTIONS), "every wrapper is exported, and only wrappers are"
+    assert wrappers == set(flink.__all__), "every wrapper is exported, and only wrappers are"
+    assert flink.enrich_event._deterministic is True
+    assert [f.name for f in flink.enrich_event._result_type.fields] == list(enrichment.FIELDS)
     for name in SQL_FUNCTIONS:
         wrapper = getattr(flink, name)
         assert isinstance(wrapper, UserDefinedScalarFunctionWrapper), name
         assert wrapper._name == name
         assert wrapper._deterministic is True
         assert str(wrapper._result_type) == "VARCHAR", name  # DataTypes.STRING()
+
+
+def test_enrich_event_equals_the_six_functions_and_the_catalog() -> None:
+    flink, pyflink_udf = flink_modules()
+    function = flink.enrich_event._func
+    function.open(pyflink_udf.FunctionContext(None, {}))
+    for agent in cat.USER_AGENTS:
+        for country, network in cat.COUNTRY_NETWORKS.items():
+            ip = str(ipaddress.ip_network(network)[7])
+            row = function.eval(agent.user_agent, ip, "camp-0002")
+            assert tuple(row) == (agent.device_type, agent.os, agent.browser, country, "travel",
+                                  cat.REASON_BOT if agent.is_bot else None)
+    blocked = str(ipaddress.ip_network(cat.BLOCKED_NETWORKS[0])[3])
+    assert tuple(function.eval(cat.USER_AGENTS[0].user_agent, blocked, None)) == (
+        "desktop", "Windows", "Chrome", "ZZ", "unknown", cat.REASON_BLOCKED_IP)
+    assert tuple(enrichment.enrich(None, None, None)) == ("other", "Other", "Other", "ZZ", "unknown", cat.REASON_BOT)
 
 
 def test_flink_functions_evaluate_like_the_pure_modules(tmp_path: Path) -> None:

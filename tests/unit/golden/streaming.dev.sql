@@ -20,29 +20,12 @@ SET 'table.optimizer.agg-phase-strategy' = 'TWO_PHASE';
 SET 'table.optimizer.reuse-optimize-block-with-digest-enabled' = 'true';
 SET 'python.execution-mode' = 'thread';
 
--- campaign_vertical: the campaign's vertical from the campaign dimension table ('unknown' when absent).
--- Python UDF (udfs/flink.py, logic in udfs/); see docs/enrichment.md.
-CREATE TEMPORARY SYSTEM FUNCTION campaign_vertical AS 'udfs.flink.campaign_vertical' LANGUAGE PYTHON;
-
--- invalid_traffic_reason: 'bot_user_agent', 'blocked_ip' or NULL for valid traffic.
--- Python UDF (udfs/flink.py, logic in udfs/); see docs/enrichment.md.
-CREATE TEMPORARY SYSTEM FUNCTION invalid_traffic_reason AS 'udfs.flink.invalid_traffic_reason' LANGUAGE PYTHON;
-
--- ip_country: ISO country code of an IPv4 address from the IP-range table ('ZZ' when unknown).
--- Python UDF (udfs/flink.py, logic in udfs/); see docs/enrichment.md.
-CREATE TEMPORARY SYSTEM FUNCTION ip_country AS 'udfs.flink.ip_country' LANGUAGE PYTHON;
-
--- ua_browser: browser family from the user agent ('Other' when unknown).
--- Python UDF (udfs/flink.py, logic in udfs/); see docs/enrichment.md.
-CREATE TEMPORARY SYSTEM FUNCTION ua_browser AS 'udfs.flink.ua_browser' LANGUAGE PYTHON;
-
--- ua_device_type: device class from the user agent: desktop, mobile, tablet, bot or other.
--- Python UDF (udfs/flink.py, logic in udfs/); see docs/enrichment.md.
-CREATE TEMPORARY SYSTEM FUNCTION ua_device_type AS 'udfs.flink.ua_device_type' LANGUAGE PYTHON;
-
--- ua_os: operating system family from the user agent ('Other' when unknown).
--- Python UDF (udfs/flink.py, logic in udfs/); see docs/enrichment.md.
-CREATE TEMPORARY SYSTEM FUNCTION ua_os AS 'udfs.flink.ua_os' LANGUAGE PYTHON;
+-- enrich_event: ROW(device_type, os, browser, country, vertical, invalid_reason) of one event
+-- from its user agent, IP and campaign: device/OS/browser class, ISO country from the IP-range
+-- table ('ZZ' unknown), the campaign's vertical from the dimension table, and the invalid-traffic
+-- reason ('bot_user_agent', 'blocked_ip', NULL = valid). One Python call per event.
+-- Python UDF (udfs/flink.py, logic in udfs/enrichment.py); see docs/enrichment.md.
+CREATE TEMPORARY SYSTEM FUNCTION enrich_event AS 'udfs.flink.enrich_event' LANGUAGE PYTHON;
 
 -- src_ad_events_raw: raw ad events as written to the raw topic, one row per Kafka record
 -- (duplicates included). Grain: one event delivery. Input: topic `topics.raw`, keyed by
@@ -136,7 +119,7 @@ WHERE delivery_rank = 1;
 
 -- int_events_enriched: unique on-time events with device, country, campaign vertical, the
 -- invalid-traffic reason (NULL = valid) and the billing idempotency key.
--- Grain: one event (event_id). Input: int_events_deduped; Python UDFs in sql/functions/.
+-- Grain: one event (event_id). Input: int_events_deduped; Python UDF enrich_event (sql/functions/).
 -- billing_key = ad_id|user_id|event_type|bucket start ms, buckets per event type from the
 -- environment (billing.bucket_seconds); adagg/contract.py computes the same key for producers.
 CREATE TEMPORARY VIEW int_events_enriched AS
@@ -145,12 +128,12 @@ SELECT
   ip, user_agent, placement_id, publisher_id, cost_micros,
   COALESCE(conversion_value_micros, CAST(0 AS BIGINT)) AS conversion_value_micros,
   referrer_domain,
-  ua_device_type(user_agent) AS device_type,
-  ua_os(user_agent) AS os,
-  ua_browser(user_agent) AS browser,
-  ip_country(ip) AS country,
-  campaign_vertical(campaign_id) AS vertical,
-  invalid_traffic_reason(user_agent, ip) AS invalid_reason,
+  enriched.e.device_type AS device_type,
+  enriched.e.os AS os,
+  enriched.e.browser AS browser,
+  enriched.e.country AS country,
+  enriched.e.vertical AS vertical,
+  enriched.e.invalid_reason AS invalid_reason,
   CONCAT_WS('|', ad_id, user_id, event_type, CAST(event_time - MOD(event_time, CASE event_type
     WHEN 'impression' THEN 60000
     WHEN 'click' THEN 60000
@@ -160,7 +143,11 @@ SELECT
   -- the exact dedup, which must not pass it on to stay a deduplication).
   PROCTIME() AS proc_time,
   ts
-FROM int_events_deduped;
+FROM (
+  SELECT *,
+    enrich_event(user_agent, ip, campaign_id) AS e
+  FROM int_events_deduped
+) AS enriched;
 
 -- int_events_billable: the events advertisers pay for: valid traffic, first arrival per
 -- billing key (a user's repeats on an ad within one bucket bill once).
@@ -289,7 +276,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.7f3665f39ae0' AS pipeline_version,
+  '0.1.0+sql.2d9b1be892be' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -350,7 +337,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.7f3665f39ae0' AS pipeline_version,
+  '0.1.0+sql.2d9b1be892be' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -409,7 +396,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.7f3665f39ae0' AS pipeline_version,
+  '0.1.0+sql.2d9b1be892be' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -475,7 +462,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.7f3665f39ae0' AS pipeline_version,
+  '0.1.0+sql.2d9b1be892be' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -534,7 +521,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.7f3665f39ae0' AS pipeline_version,
+  '0.1.0+sql.2d9b1be892be' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -637,7 +624,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.7f3665f39ae0' AS pipeline_version,
+  '0.1.0+sql.2d9b1be892be' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
