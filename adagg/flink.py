@@ -51,7 +51,8 @@ def sql_client_opt_dir() -> Path:
 def submit_sql_client(env_name: str, script: Path, say=print) -> str:
     """Submit a rendered SQL script with Flink's own SQL client (bin/sql-client.sh -f), as is."""
     stack = Stack(env_name)
-    cmd = ["bash", str(flink_home() / "bin" / "sql-client.sh"), "-f", str(script), "-pyfs", str(REPO / "udfs")]
+    # udfs/ reaches the client and the TaskManagers through PYTHONPATH (flink_env), not -pyfs.
+    cmd = ["bash", str(flink_home() / "bin" / "sql-client.sh"), "-f", str(script)]
     for jar in connector_jars():
         cmd += ["-j", jar]
     env = {**os.environ, **stack.flink_env(), "FLINK_OPT_DIR": str(sql_client_opt_dir())}

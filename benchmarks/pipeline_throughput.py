@@ -37,9 +37,11 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -159,7 +161,7 @@ def produce(env: Namespace, traffic) -> dict:
     try:
         for i, send in enumerate(sends, 1):
             producer.send(topic, key=send.key, value=send.value, partition=send.partition)
-            if i % step == 0 and i < total:
+            if i % step == 0 and i // step < 10:
                 say(f"  produced {i:>9,} / {total:,} ({100 * i / total:3.0f}%)  "
                     f"{i / max(time.monotonic() - t0, 1e-3):,.0f} sends/s")
         producer.flush()
@@ -266,13 +268,26 @@ def blackhole_script(t_env, env: Namespace) -> str:
     ]) + "\n"
 
 
-def run_variant(variant: str, env: Namespace, jars: list[str], records: int) -> dict:
-    """Run one variant to its end on a fresh TableEnvironment (shared gateway JVM and mini-cluster
-    settings); returns its net runtime and throughput."""
+def mini_cluster_conf(checkpoint_dir: Path) -> list[str]:
+    """Settings of the mini-cluster itself, not of the job (the job's own SET statements follow).
+
+    Checkpoints go to files, as on the session cluster (infra/stack/flink): the default
+    JobManager-memory storage caps each task's state at 5 MB, which the job exceeds at this size.
+    No restarts: a failed run is an error, not a slower run.
+    """
+    return [f"execution.checkpointing.dir={checkpoint_dir.resolve().as_uri()}",
+            "execution.checkpointing.storage=filesystem",
+            "restart-strategy.type=none"]
+
+
+def run_variant(variant: str, env: Namespace, jars: list[str], records: int, conf: list[str],
+                timeout_s: float) -> dict:
+    """Run one variant to its end on a fresh TableEnvironment (sharing the gateway JVM); returns
+    its net runtime and throughput."""
     from adagg.sql import render
     from pyflink_jobs.streaming_job import build_table_env, run_script
 
-    t_env = build_table_env(jars)
+    t_env = build_table_env(jars, conf)
     if variant == "blackhole":
         script = blackhole_script(t_env, env)
     else:
@@ -280,7 +295,21 @@ def run_variant(variant: str, env: Namespace, jars: list[str], records: int) -> 
     t0 = time.monotonic()
     result = run_script(t_env, script)
     client = result.get_job_client()
-    job_result = client.get_job_execution_result().result()
+    future = client.get_job_execution_result()
+    try:
+        next_note = 60
+        while not future.done():
+            elapsed = time.monotonic() - t0
+            if elapsed > timeout_s:
+                raise RuntimeError(f"{variant} did not finish within {timeout_s:.0f} s (--run-timeout)")
+            if elapsed >= next_note:
+                say(f"    ... {elapsed:.0f} s")
+                next_note += 60
+            time.sleep(0.5)
+    except BaseException:
+        client.cancel()
+        raise
+    job_result = future.result()
     wall_s = time.monotonic() - t0
     net_ms = job_result.get_net_runtime()
     row = {"variant": variant, "job_id": str(client.get_job_id()), "records": records,
@@ -399,6 +428,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="traffic generator seed (default 1)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma list of {', '.join(VARIANTS)} (default: all)")
+    parser.add_argument("--run-timeout", type=float, default=1800, help="seconds before a job run counts as hung")
     parser.add_argument("--keep-topics", action="store_true", help="do not delete the benchmark's topics")
     parser.add_argument("--out", type=Path, default=paths.REPO / "reports", help="report directory (default reports/)")
     args = parser.parse_args(argv)
@@ -430,7 +460,7 @@ def benchmark(args: argparse.Namespace) -> dict:
                                    "python_execution_mode": env.flink.python_execution_mode,
                                    "raw_topic": env.topics.raw.name},
                     "goals": GOALS}
-    started_kafka = False
+    checkpoint_dir = None
     try:
         say("[1/4] Kafka")
         started_kafka = kafka_up()
@@ -465,6 +495,9 @@ def benchmark(args: argparse.Namespace) -> dict:
         jars = connector_jars()
         if not jars:
             raise StackError("the Flink Kafka connector jar is missing: run `adagg setup` first")
+        checkpoint_dir = Path(tempfile.mkdtemp(prefix=f"adagg-bench-{run_id}-checkpoints-"))
+        conf = mini_cluster_conf(checkpoint_dir)
+        report["parameters"]["mini_cluster_conf"] = conf
         runs: list[dict] = []
         number = 0
         for round_no in range(1, args.repeat + 1):
@@ -472,7 +505,7 @@ def benchmark(args: argparse.Namespace) -> dict:
                 number += 1
                 venv = variant_env(env, run_id, variant, round_no)
                 say(f"  run {number}/{total}: {variant} (round {round_no}) ...")
-                row = run_variant(variant, venv, jars, records)
+                row = run_variant(variant, venv, jars, records, conf, args.run_timeout)
                 row["round"] = round_no
                 runs.append(row)
                 extra = f", {row['output_offsets']:,} output offsets" if "output_offsets" in row else ""
@@ -484,6 +517,8 @@ def benchmark(args: argparse.Namespace) -> dict:
         report["summary"] = summarize(runs, args.variant_list)
         report["ratios"] = ratios(report["summary"])
     finally:
+        if checkpoint_dir is not None:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
         if report.get("produce") or report.get("started_kafka") is not None:
             if args.keep_topics:
                 say(f"keeping the benchmark's topics (bench.{run_id}.*)")

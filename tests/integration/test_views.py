@@ -116,7 +116,7 @@ def test_view_matches_fixture(t_env, view):
     common = sorted(set.intersection(*(set(r) for r in expected)))
     assert project(actual, common) == project(expected, common)
     key = [c for c in common if c in ("event_id", "window_start_ms", "ad_id", "country", "device_type",
-                                      "country_scope", "ad_rank")]
+                                      "country_scope", "ad_rank", "publisher_id")]
     by_key = {tuple(r[c] for c in key): r for r in actual}
     for row in expected:
         got = by_key[tuple(row[c] for c in key)]

@@ -282,7 +282,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.2d9b1be892be' AS pipeline_version,
+  '0.1.0+sql.19b155892d7f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -349,7 +349,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.2d9b1be892be' AS pipeline_version,
+  '0.1.0+sql.19b155892d7f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -414,7 +414,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.2d9b1be892be' AS pipeline_version,
+  '0.1.0+sql.19b155892d7f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -486,7 +486,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.2d9b1be892be' AS pipeline_version,
+  '0.1.0+sql.19b155892d7f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -551,7 +551,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.2d9b1be892be' AS pipeline_version,
+  '0.1.0+sql.19b155892d7f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -650,6 +650,69 @@ CREATE TABLE snk_events_enriched (
   'properties.transaction.timeout.ms' = '900000'
 );
 
+-- mart_publisher_minute: final-tier minute totals per publisher (supply side): impressions,
+-- clicks, invalid traffic, billable counts and spend. Added as the analyst example of
+-- docs/adding-an-aggregate.md: this file and its sink are the whole change.
+-- Grain: (window_start_ms, publisher_id). Input: int_event_measures.
+
+CREATE TEMPORARY VIEW mart_publisher_minute AS
+SELECT
+  UNIX_TIMESTAMP(CAST(window_start AS STRING)) * 1000 AS window_start_ms,
+  UNIX_TIMESTAMP(CAST(window_end AS STRING)) * 1000 AS window_end_ms,
+  publisher_id,
+  SUM(impressions) AS impressions,
+  SUM(clicks) AS clicks,
+  SUM(invalid_events) AS invalid_events,
+  SUM(billable_impressions) AS billable_impressions,
+  SUM(billable_clicks) AS billable_clicks,
+  SUM(spend_micros) AS spend_micros,
+'final' AS tier,
+  CAST(1 AS BIGINT) AS version,
+  '0.1.0+sql.19b155892d7f' AS pipeline_version,
+  UNIX_TIMESTAMP() * 1000 AS computed_at_ms
+FROM TABLE(
+  TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
+)
+GROUP BY window_start, window_end, publisher_id;
+
+-- snk_publisher_minute: topic `<outputs.prefix>publisher-minute`.
+-- Grain: (window_start_ms, publisher_id), the record key. Input: mart_publisher_minute.
+-- Exactly-once.
+
+CREATE TABLE snk_publisher_minute (
+  window_start_ms BIGINT,
+  window_end_ms BIGINT,
+  publisher_id STRING,
+  impressions BIGINT,
+  clicks BIGINT,
+  invalid_events BIGINT,
+  billable_impressions BIGINT,
+  billable_clicks BIGINT,
+  spend_micros BIGINT,
+  tier STRING,
+  version BIGINT,
+  pipeline_version STRING,
+  computed_at_ms BIGINT
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'ad-agg.publisher-minute',
+  'properties.bootstrap.servers' = 'b-1.kafka.prod.adagg.internal:9096,b-2.kafka.prod.adagg.internal:9096,b-3.kafka.prod.adagg.internal:9096',
+  'properties.security.protocol' = 'SASL_SSL',
+  'properties.sasl.mechanism' = 'SCRAM-SHA-512',
+  'properties.sasl.jaas.config' = 'org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule required username="${env:ADAGG_KAFKA_USERNAME}" password="${env:ADAGG_KAFKA_PASSWORD}";',
+  'properties.config.providers' = 'env',
+  'properties.config.providers.env.class' = 'org.apache.flink.kafka.shaded.org.apache.kafka.common.config.provider.EnvVarConfigProvider',
+  'properties.ssl.truststore.location' = '/etc/adagg/kafka.truststore.jks',
+  'properties.ssl.truststore.password' = '${env:ADAGG_KAFKA_TRUSTSTORE_PASSWORD}',
+  'key.format' = 'json',
+  'key.fields' = 'window_start_ms;publisher_id',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'adagg-prod-publisher-minute',
+  'properties.transaction.timeout.ms' = '900000'
+);
+
 -- mart_top_ads_minute: the top 100 ads by billable clicks in each minute, overall (country_scope 'ALL')
 -- and per country (country_scope = country code); ties are broken by ad_id so ranks are deterministic.
 -- Grain: (window_start_ms, country_scope, ad_rank). Input: int_ad_scope_minute (window Top-N).
@@ -666,7 +729,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.2d9b1be892be' AS pipeline_version,
+  '0.1.0+sql.19b155892d7f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
@@ -766,6 +829,7 @@ INSERT INTO snk_ad_minute SELECT * FROM mart_ad_minute;
 INSERT INTO snk_ad_minute_live SELECT * FROM mart_ad_minute_live;
 INSERT INTO snk_ad_sliding_5m SELECT * FROM mart_ad_sliding_5m;
 INSERT INTO snk_events_enriched SELECT * FROM mart_events_enriched;
+INSERT INTO snk_publisher_minute SELECT * FROM mart_publisher_minute;
 INSERT INTO snk_top_ads_minute SELECT * FROM mart_top_ads_minute;
 INSERT INTO snk_late_events SELECT * FROM stg_events_late;
 END;
