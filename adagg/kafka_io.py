@@ -33,8 +33,11 @@ def ensure_topics(env, say=print) -> None:
         admin.close()
 
 
-def send_traffic(env, traffic: Traffic, pause_s: float = 3.0, say=print, after_phase=None) -> int:
-    """Send the phases in order, flushing and pausing between them so watermarks catch up.
+def send_traffic(env, traffic: Traffic, pause_s: float = 3.0, say=print, after_phase=None,
+                 catch_up_timeout_s: float = 180.0) -> int:
+    """Send the phases in order. After each phase but the last, wait until the job's consumer
+    group has committed the whole raw topic (the job read the phase's fences), then pause so the
+    watermark catches up: late events must arrive after it. A slow job only makes this wait longer.
 
     after_phase(number) runs once a phase is flushed (tests use it to inject failures).
     """
@@ -53,10 +56,37 @@ def send_traffic(env, traffic: Traffic, pause_s: float = 3.0, say=print, after_p
             if after_phase:
                 after_phase(number)
             if number < len(traffic.phases):
+                if not wait_until_consumed(env, catch_up_timeout_s):
+                    say(f"  warning: the job's consumer group {env.flink.consumer_group} has not read the "
+                        f"raw topic to its end after {catch_up_timeout_s:.0f} s (is the job running?); "
+                        "late events may be taken for on-time ones")
                 time.sleep(pause_s)
     finally:
         producer.close()
     return sent
+
+
+def wait_until_consumed(env, timeout_s: float) -> bool:
+    """True once the job's consumer group has committed offsets at the end of every raw partition.
+
+    The Flink source commits its offsets when a checkpoint completes, so this also means the job's
+    state includes everything sent so far."""
+    topic = env.topics.raw.name
+    admin = KafkaAdminClient(bootstrap_servers=env.kafka.bootstrap_servers, request_timeout_ms=15000)
+    consumer = KafkaConsumer(bootstrap_servers=env.kafka.bootstrap_servers, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        ends = consumer.end_offsets(parts)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            committed = admin.list_consumer_group_offsets(env.flink.consumer_group)
+            if all(tp in committed and committed[tp].offset >= ends[tp] for tp in parts):
+                return True
+            time.sleep(0.5)
+        return False
+    finally:
+        consumer.close()
+        admin.close()
 
 
 def read_topic(env, topic: str, idle_timeout_s: float = 2.0) -> Iterator[tuple[bytes, dict | None]]:
