@@ -38,7 +38,8 @@ WITH (
 
 {#- An upsert sink for a changelog (live tier): each key's latest row wins downstream. At least
     once and not transactional, so rows are visible within seconds; replays after a restore
-    rewrite the same keys. -#}
+    rewrite the same keys. The buffer keeps only each key's last row and flushes every
+    flink.live_flush_interval, so a busy key costs one record per flush, not one per event. -#}
 {%- macro upsert_sink(topic) -%}
 {%- set opts = {
       'connector': 'upsert-kafka',
@@ -47,6 +48,8 @@ WITH (
       'key.format': 'json',
       'value.format': 'json',
       'value.fields-include': 'ALL',
+      'sink.buffer-flush.interval': env.flink.live_flush_interval,
+      'sink.buffer-flush.max-rows': 10000,
     } -%}
 {%- set _ = opts.update(kafka_security()) -%}
 {{ with_options(opts) }}

@@ -282,7 +282,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.19b155892d7f' AS pipeline_version,
+  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -349,7 +349,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.19b155892d7f' AS pipeline_version,
+  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -414,7 +414,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.19b155892d7f' AS pipeline_version,
+  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -486,7 +486,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.19b155892d7f' AS pipeline_version,
+  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -527,6 +527,8 @@ CREATE TABLE snk_ad_minute_live (
   'key.format' = 'json',
   'value.format' = 'json',
   'value.fields-include' = 'ALL',
+  'sink.buffer-flush.interval' = '1 s',
+  'sink.buffer-flush.max-rows' = '10000',
   'properties.security.protocol' = 'SASL_SSL',
   'properties.sasl.mechanism' = 'SCRAM-SHA-512',
   'properties.sasl.jaas.config' = 'org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule required username="${env:ADAGG_KAFKA_USERNAME}" password="${env:ADAGG_KAFKA_PASSWORD}";',
@@ -551,7 +553,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.19b155892d7f' AS pipeline_version,
+  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -668,7 +670,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.19b155892d7f' AS pipeline_version,
+  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -729,7 +731,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.19b155892d7f' AS pipeline_version,
+  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
