@@ -24,9 +24,10 @@ Kafka only if it is not running (and leaves it running), and deletes its topics 
     .venv/bin/python benchmarks/pipeline_throughput.py --events 50000 --repeat 1 --variants blackhole,full
 
 Prints a table and the ratios; writes reports/pipeline_throughput.json (figures, goals,
-parameters, machine) and reports/pipeline_throughput.svg. With the defaults it takes about
-5 minutes on the 2-core development machine (generation ~30 s, producing ~15 s, 6 job runs,
-each with ~15 s of start-up around its measured runtime). See docs/benchmarks.md.
+parameters, machine) and reports/pipeline_throughput.svg. With the defaults it holds the lock
+for about 8 minutes on the 2-core development machine: generating ~45 s, producing ~70 s
+(kafka-python tops out near 5,000 sends/s here), then 6 job runs of 5 s to 2 min each plus
+~10 s of planning and deployment around each. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -116,7 +118,7 @@ def kafka_up() -> bool:
     from adagg.setup import fetch_jvm
     from adagg.stack import Stack
 
-    fetch_jvm(say=lambda *a: None)
+    fetch_jvm(say=lambda line: say("  " + line))
     stack = Stack("local")
     running = stack.pid("kafka") is not None
     stack.up(["kafka"], say=lambda line: say(line))
@@ -186,17 +188,14 @@ def topic_records(env: Namespace, topic: str) -> int:
         consumer.close()
 
 
-def output_offsets(env: Namespace) -> int:
-    """Sum of the end offsets of a variant's output topics (records + transaction markers):
-    a sanity check that the job wrote something."""
+def output_offsets(env: Namespace, topics: list[str]) -> int:
+    """Sum of the end offsets of a variant's output topics (records + transaction markers); the
+    difference over a run is a sanity check that the job wrote something."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from adagg.sql import topics
-
-    names = [t for t in topics(env) if t != env.topics.raw.name]
     consumer = KafkaConsumer(bootstrap_servers=env.kafka.bootstrap_servers, enable_auto_commit=False)
     try:
-        parts = [TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or []]
+        parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or []]
         return sum(consumer.end_offsets(parts).values())
     finally:
         consumer.close()
@@ -252,20 +251,39 @@ def physical_columns(t_env, source: str) -> list[str]:
         t_env.execute_sql(f"DROP TEMPORARY TABLE {scratch}")
 
 
-def blackhole_script(t_env, env: Namespace) -> str:
+def blackhole_script(env: Namespace, columns: list[str]) -> str:
     """The job's SET statements and its source table, then every physical column into a blackhole:
     the same JSON parsing and watermarks (pushed into the source scan), no processing."""
     from adagg.sql import render
 
     sets, source = _sets_and_source(render(env))
-    columns = ", ".join(f"`{c}`" for c in physical_columns(t_env, source))
     return "\n".join([
         *(s + ";" for s in sets),
         source + ";",
         f"CREATE TEMPORARY TABLE {BLACKHOLE_TABLE} WITH ('connector' = 'blackhole') "
         f"LIKE {SOURCE_TABLE} (EXCLUDING ALL);",
-        f"INSERT INTO {BLACKHOLE_TABLE} SELECT {columns} FROM {SOURCE_TABLE};",
+        f"INSERT INTO {BLACKHOLE_TABLE} SELECT {', '.join(f'`{c}`' for c in columns)} FROM {SOURCE_TABLE};",
     ]) + "\n"
+
+
+def render_runs(env: Namespace, run_id: str, variants: list[str], repeat: int, jars: list[str]) -> list[dict]:
+    """Every run's environment and script, rendered up front: all runs measure the same SQL even
+    if sql/ changes while the benchmark runs."""
+    from adagg.sql import render
+    from pyflink_jobs.streaming_job import build_table_env
+
+    columns = None
+    if "blackhole" in variants:
+        columns = physical_columns(build_table_env(jars), _sets_and_source(render(env))[1])
+    runs = []
+    for round_no in range(1, repeat + 1):
+        for variant in variants:
+            venv = variant_env(env, run_id, variant, round_no)
+            script = (blackhole_script(venv, columns) if variant == "blackhole"
+                      else render(venv, python_udfs=(variant == "full")))
+            outputs = [t for t in re.findall(r"^  'topic' = '([^']+)'", script, re.M) if t != env.topics.raw.name]
+            runs.append({"variant": variant, "round": round_no, "env": venv, "script": script, "outputs": outputs})
+    return runs
 
 
 def mini_cluster_conf(checkpoint_dir: Path) -> list[str]:
@@ -280,18 +298,14 @@ def mini_cluster_conf(checkpoint_dir: Path) -> list[str]:
             "restart-strategy.type=none"]
 
 
-def run_variant(variant: str, env: Namespace, jars: list[str], records: int, conf: list[str],
-                timeout_s: float) -> dict:
-    """Run one variant to its end on a fresh TableEnvironment (sharing the gateway JVM); returns
-    its net runtime and throughput."""
-    from adagg.sql import render
+def run_variant(planned: dict, jars: list[str], records: int, conf: list[str], timeout_s: float) -> dict:
+    """Run one planned variant's script to its end on a fresh TableEnvironment (sharing the gateway
+    JVM); returns its net runtime and throughput."""
     from pyflink_jobs.streaming_job import build_table_env, run_script
 
+    variant, env, script, outputs = planned["variant"], planned["env"], planned["script"], planned["outputs"]
     t_env = build_table_env(jars, conf)
-    if variant == "blackhole":
-        script = blackhole_script(t_env, env)
-    else:
-        script = render(env, python_udfs=(variant == "full"))
+    offsets_before = output_offsets(env, outputs) if outputs else 0
     t0 = time.monotonic()
     result = run_script(t_env, script)
     client = result.get_job_client()
@@ -315,8 +329,8 @@ def run_variant(variant: str, env: Namespace, jars: list[str], records: int, con
     row = {"variant": variant, "job_id": str(client.get_job_id()), "records": records,
            "net_runtime_s": round(net_ms / 1000, 3), "wall_s": round(wall_s, 2),
            "events_per_s": round(records / max(net_ms / 1000, 1e-3))}
-    if variant != "blackhole":
-        row["output_offsets"] = output_offsets(env)
+    if outputs:
+        row["output_offsets"] = output_offsets(env, outputs) - offsets_before
     return row
 
 
@@ -445,11 +459,13 @@ def benchmark(args: argparse.Namespace) -> dict:
     from adagg.demo import make_traffic
     from adagg.kafka_io import ensure_topics
     from adagg.setup import connector_jars
+    from adagg.sql import pipeline_version
 
     t_start = time.monotonic()
     run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     env = base_env(run_id)
     load_before = os.getloadavg()
+    host = machine()  # now: the git commit is the one the run starts from
     report: dict = {"benchmark": "pipeline_throughput", "run_id": run_id,
                     "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "parameters": {"events": args.events, "repeat": args.repeat, "seed": args.seed, "ads": 100,
@@ -462,9 +478,20 @@ def benchmark(args: argparse.Namespace) -> dict:
                     "goals": GOALS}
     checkpoint_dir = None
     try:
-        say("[1/4] Kafka")
+        say("[1/4] Kafka and the rendered job")
         started_kafka = kafka_up()
         report["started_kafka"] = started_kafka
+        jars = connector_jars()
+        if not jars:
+            raise StackError("the Flink Kafka connector jar is missing: run `adagg setup` first")
+        report["parameters"]["pipeline_version"] = pipeline_version()
+        plan = render_runs(env, run_id, args.variant_list, args.repeat, jars)
+        create_raw_topic(env)
+        for variant in args.variant_list:
+            if variant != "blackhole":
+                ensure_topics(next(p["env"] for p in plan if p["variant"] == variant), say=lambda *_: None)
+        say(f"  rendered {len(plan)} runs of sql/ at {report['parameters']['pipeline_version']}; "
+            f"output topics bench.{run_id}.<variant>.*")
 
         say(f"[2/4] Traffic: generating {args.events:,} events (seed {args.seed}, 100 ads) ...")
         t0 = time.monotonic()
@@ -478,7 +505,6 @@ def benchmark(args: argparse.Namespace) -> dict:
         report["traffic"]["generate_s"] = round(time.monotonic() - t0, 1)
 
         say(f"[3/4] Producing to {env.topics.raw.name} ({env.topics.raw.partitions} partitions, acks=all)")
-        create_raw_topic(env)
         report["produce"] = produce(env, traffic)
         del traffic
         records = topic_records(env, env.topics.raw.name)
@@ -486,33 +512,24 @@ def benchmark(args: argparse.Namespace) -> dict:
             raise RuntimeError(f"{env.topics.raw.name} holds {records} records, {report['produce']['sends']} were sent")
         report["records"] = records
 
-        total = args.repeat * len(args.variant_list)
-        say(f"[4/4] {total} bounded job runs on a local mini-cluster (parallelism {env.flink.parallelism}), "
+        say(f"[4/4] {len(plan)} bounded job runs on a local mini-cluster (parallelism {env.flink.parallelism}), "
             f"{args.repeat} round(s) of {', '.join(args.variant_list)}")
-        for variant in args.variant_list:
-            if variant != "blackhole":
-                ensure_topics(variant_env(env, run_id, variant, 0), say=lambda *_: None)
-        jars = connector_jars()
-        if not jars:
-            raise StackError("the Flink Kafka connector jar is missing: run `adagg setup` first")
+        report["load_average_before_jobs"] = [round(x, 2) for x in os.getloadavg()]
         checkpoint_dir = Path(tempfile.mkdtemp(prefix=f"adagg-bench-{run_id}-checkpoints-"))
         conf = mini_cluster_conf(checkpoint_dir)
         report["parameters"]["mini_cluster_conf"] = conf
         runs: list[dict] = []
-        number = 0
-        for round_no in range(1, args.repeat + 1):
-            for variant in args.variant_list:
-                number += 1
-                venv = variant_env(env, run_id, variant, round_no)
-                say(f"  run {number}/{total}: {variant} (round {round_no}) ...")
-                row = run_variant(variant, venv, jars, records, conf, args.run_timeout)
-                row["round"] = round_no
-                runs.append(row)
-                extra = f", {row['output_offsets']:,} output offsets" if "output_offsets" in row else ""
-                say(f"    net runtime {row['net_runtime_s']:.2f} s, {row['events_per_s']:,} events/s "
-                    f"(submit-to-end {row['wall_s']:.1f} s{extra})")
-                if variant != "blackhole" and not row.get("output_offsets"):
-                    say(f"    WARNING: {variant} wrote nothing to its output topics")
+        for number, planned in enumerate(plan, 1):
+            variant = planned["variant"]
+            say(f"  run {number}/{len(plan)}: {variant} (round {planned['round']}) ...")
+            row = run_variant(planned, jars, records, conf, args.run_timeout)
+            row["round"] = planned["round"]
+            runs.append(row)
+            extra = f", {row['output_offsets']:,} output offsets" if "output_offsets" in row else ""
+            say(f"    net runtime {row['net_runtime_s']:.2f} s, {row['events_per_s']:,} events/s "
+                f"(submit-to-end {row['wall_s']:.1f} s{extra})")
+            if variant != "blackhole" and not row.get("output_offsets"):
+                say(f"    WARNING: {variant} wrote nothing to its output topics")
         report["runs"] = runs
         report["summary"] = summarize(runs, args.variant_list)
         report["ratios"] = ratios(report["summary"])
@@ -528,8 +545,11 @@ def benchmark(args: argparse.Namespace) -> dict:
                     say(f"deleted {len(deleted)} benchmark topics (bench.{run_id}.*)")
                 except Exception as exc:  # noqa: BLE001 - cleanup must not hide the real error
                     say(f"could not delete the benchmark topics bench.{run_id}.*: {exc}")
-    report["machine"] = machine()
+    report["machine"] = host
     report["machine"]["load_average_before"] = [round(x, 2) for x in load_before]
+    if "load_average_before_jobs" in report:
+        report["machine"]["load_average_before_jobs"] = report.pop("load_average_before_jobs")
+    # 1, 5, 15 min; "after" includes the benchmark's own load (the mini-cluster runs ~15 threads).
     report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     report["total_s"] = round(time.monotonic() - t_start, 1)
     return report
