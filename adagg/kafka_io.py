@@ -70,23 +70,23 @@ def wait_until_consumed(env, timeout_s: float) -> bool:
     """True once the job's consumer group has committed offsets at the end of every raw partition.
 
     The Flink source commits its offsets when a checkpoint completes, so this also means the job's
-    state includes everything sent so far."""
+    state includes everything sent so far. The consumer here only reads the group's committed
+    offsets; it never joins the group or commits."""
     topic = env.topics.raw.name
-    admin = KafkaAdminClient(bootstrap_servers=env.kafka.bootstrap_servers, request_timeout_ms=15000)
-    consumer = KafkaConsumer(bootstrap_servers=env.kafka.bootstrap_servers, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=env.kafka.bootstrap_servers, group_id=env.flink.consumer_group,
+                             enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         ends = consumer.end_offsets(parts)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            committed = admin.list_consumer_group_offsets(env.flink.consumer_group)
-            if all(tp in committed and committed[tp].offset >= ends[tp] for tp in parts):
+        while True:
+            if all((consumer.committed(tp) or 0) >= ends[tp] for tp in parts):
                 return True
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(0.5)
-        return False
     finally:
         consumer.close()
-        admin.close()
 
 
 def read_topic(env, topic: str, idle_timeout_s: float = 2.0) -> Iterator[tuple[bytes, dict | None]]:
