@@ -49,8 +49,9 @@ def start_mini_cluster_job(stack, script_path, name):
         while time.monotonic() < deadline:
             assert proc.poll() is None, f"mini-cluster job exited; see {log.name}"
             try:
-                jobs = requests.get(f"{MINI_REST}/jobs/overview", timeout=2).json()["jobs"]
-            except requests.RequestException:
+                # While the mini-cluster starts, REST may answer {"errors": [...]} instead.
+                jobs = requests.get(f"{MINI_REST}/jobs/overview", timeout=2).json().get("jobs", [])
+            except (requests.RequestException, ValueError):
                 jobs = []
             if jobs:
                 flink.wait_running(MINI_REST, jobs[0]["jid"])
