@@ -13,7 +13,7 @@ import requests
 
 from adagg.paths import REPO, home, jvm_lib
 from adagg.setup import connector_jars
-from adagg.stack import Stack, StackError, flink_home
+from adagg.stack import Stack, StackError, flink_home, link_jars
 
 
 def submit(env_name: str = "local", job: str = "streaming", say=print) -> str:
@@ -39,13 +39,8 @@ def submit(env_name: str = "local", job: str = "streaming", say=print) -> str:
 
 def sql_client_opt_dir() -> Path:
     """An opt/ folder for Flink's SQL client: the wheel's opt/ jars plus the SQL gateway jar."""
-    opt = home() / "flink-opt"
-    opt.mkdir(parents=True, exist_ok=True)
-    for jar in [*(flink_home() / "opt").glob("*.jar"), *jvm_lib("flink-sql-client").glob("*.jar")]:
-        link = opt / jar.name
-        if not link.exists():
-            link.symlink_to(jar)
-    return opt
+    return link_jars(home() / "flink-opt",
+                     [*(flink_home() / "opt").glob("*.jar"), *jvm_lib("flink-sql-client").glob("*.jar")])
 
 
 def submit_sql_client(env_name: str, script: Path, say=print) -> str:

@@ -36,6 +36,17 @@ JAVA_OPENS = " ".join(
 MARKER = "ADAGG_STACK_HOME"
 
 
+def link_jars(folder: Path, jars) -> Path:
+    """A folder of symlinks to jars kept elsewhere (the wheel, $ADAGG_HOME/jvm): Flink's scripts
+    take whole folders (FLINK_LIB_DIR, FLINK_OPT_DIR), and nothing is copied or edited in place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for jar in jars:
+        link = folder / jar.name
+        if not link.exists():
+            link.symlink_to(jar)
+    return folder
+
+
 class StackError(RuntimeError):
     """A failure a user can act on; the CLI prints it as one line."""
 
@@ -176,13 +187,8 @@ class Stack:
         library once per JVM: loaded from a job's classloader, the next job on the TaskManager
         fails ("NoSuchFieldException: loadedLibraryNames" on Java 17). From lib/, and parent-first
         (config.yaml.j2), it is loaded once for every job."""
-        lib = self.home / "flink-lib"
-        lib.mkdir(parents=True, exist_ok=True)
-        for jar in [*(flink_home() / "lib").glob("*.jar"), *(flink_home() / "opt").glob("flink-python*.jar")]:
-            link = lib / jar.name
-            if not link.exists():
-                link.symlink_to(jar)
-        return lib
+        return link_jars(self.home / "flink-lib",
+                         [*(flink_home() / "lib").glob("*.jar"), *(flink_home() / "opt").glob("flink-python*.jar")])
 
     def flink_env(self) -> dict[str, str]:
         return {"FLINK_CONF_DIR": str(self.flink_conf_dir()), "FLINK_LOG_DIR": str(paths.logs()),
