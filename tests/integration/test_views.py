@@ -21,9 +21,9 @@ from adagg.contract import billing_key, validate
 from adagg.env import Namespace
 from adagg.kafka_io import ensure_topics
 from adagg.setup import connector_jars
-from adagg.sql import render, split_statements
+from adagg.sql import render
 from adagg.traffic_catalog import USER_AGENTS
-from pyflink_jobs.streaming_job import SET_RE, build_table_env
+from pyflink_jobs.streaming_job import build_table_env, run_script
 from tests.integration.conftest import isolated_env
 
 FIXTURE = yaml.safe_load((Path(__file__).parent / "fixtures" / "views.yaml").read_text())
@@ -76,12 +76,8 @@ def t_env(kafka):
     producer.close()
 
     t_env = build_table_env(connector_jars())
-    for statement in split_statements(render(env)):
-        match = SET_RE.match(statement.strip())
-        if match:
-            t_env.get_config().set(match.group(1), match.group(2))
-        elif not statement.lstrip().upper().startswith("EXECUTE STATEMENT SET"):
-            t_env.execute_sql(statement)
+    script = render(env)
+    run_script(t_env, script[:script.index("EXECUTE STATEMENT SET")])  # every object, no INSERTs
     return t_env
 
 
