@@ -115,6 +115,22 @@ def cmd_traffic(args) -> None:
         print(f"  oracle written to {args.oracle}")
 
 
+def cmd_collect(args) -> None:
+    from collector.config import new_key
+
+    if args.action == "keygen":
+        plaintext, digest = new_key(args.name)
+        print(f"API key (give it to the sender; it is not stored anywhere): {plaintext}\n"
+              f"Add to collector.api_keys in infra/env/{args.env}.yaml:\n"
+              f"    - name: {args.name}\n      sha256: {digest}\n"
+              f"      event_types: [impression, click, conversion]\n      rate_per_second: 10000\n      burst: 20000")
+        return
+    from collector.server import parse_sets, run
+
+    run(args.env, parse_sets(args.set or []), host=args.host, port=args.port, workers=args.workers,
+        log_level=args.log_level)
+
+
 def cmd_query(args) -> None:
     from adagg.demo import print_top_ads
 
@@ -174,6 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oracle", metavar="FILE", help="write the expected results (JSON) here")
     _env_arg(p)
     p.set_defaults(func=cmd_traffic)
+
+    p = sub.add_parser("collect", help="run the collector (HTTP ingest into the raw topic), or make an API key")
+    p.add_argument("action", nargs="?", default="serve", choices=["serve", "keygen"])
+    p.add_argument("--host", help="listen address (default: collector.host)")
+    p.add_argument("--port", type=int, help="listen port (default: collector.port)")
+    p.add_argument("--workers", type=int, help="worker processes (default: collector.workers)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an environment value, e.g. --set collector.delivery_timeout_ms=5000")
+    p.add_argument("--name", default="new-source", help="name of the key (keygen)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _env_arg(p)
+    p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("query", help="print the top ads by billable clicks from Pinot (ad_minute)")
     p.add_argument("--limit", type=int, default=20)

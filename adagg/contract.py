@@ -59,5 +59,9 @@ def billing_key(event: dict, bucket_ms_by_type: dict[str, int]) -> str:
     The streaming SQL computes the same string (sql/views/int_events_enriched.sql); the raw topic
     is keyed by it, so every event of one billing key lands in one partition, in order.
     """
-    bucket = bucket_start(event["event_time"], bucket_ms_by_type[event["event_type"]])
-    return f"{event['ad_id']}|{event['user_id']}|{event['event_type']}|{bucket}"
+    return billing_key_of(event["ad_id"], event["user_id"], event["event_type"], event["event_time"],
+                          bucket_ms_by_type)
+
+
+def billing_key_of(ad_id: str, user_id: str, event_type: str, event_time: int, bucket_ms_by_type: dict[str, int]) -> str:
+    return f"{ad_id}|{user_id}|{event_type}|{bucket_start(event_time, bucket_ms_by_type[event_type])}"

@@ -15,13 +15,15 @@ from adagg.traffic import Traffic
 
 def ensure_topics(env, say=print) -> None:
     """Create every topic the streaming job uses that does not exist yet (its sources and sinks,
-    taken from the rendered SQL), with the environment's partitions and replication factor."""
+    taken from the rendered SQL) and the collector's dead-letter topic, with the environment's
+    partitions and replication factor."""
     from adagg.sql import topics
 
     admin = KafkaAdminClient(bootstrap_servers=env.kafka.bootstrap_servers, request_timeout_ms=15000)
     try:
         existing = set(admin.list_topics())
-        for name, partitions in topics(env).items():
+        wanted = {**topics(env), env.topics.dlq.name: env.topics.dlq.partitions}
+        for name, partitions in wanted.items():
             if name in existing:
                 continue
             try:
@@ -34,24 +36,23 @@ def ensure_topics(env, say=print) -> None:
 
 
 def send_traffic(env, traffic: Traffic, pause_s: float = 3.0, say=print, after_phase=None,
-                 catch_up_timeout_s: float = 180.0) -> int:
-    """Send the phases in order. After each phase but the last, wait until the job's consumer
-    group has committed the whole raw topic (the job read the phase's fences), then pause so the
-    watermark catches up: late events must arrive after it. A slow job only makes this wait longer.
+                 catch_up_timeout_s: float = 180.0, collector_url: str | None = None) -> int:
+    """Send the phases in order, straight to the raw topic or through the collector at
+    collector_url. After each phase but the last, wait until the job's consumer group has
+    committed the whole raw topic (the job read the phase's fences), then pause so the watermark
+    catches up: late events must arrive after it. A slow job only makes this wait longer.
 
     after_phase(number) runs once a phase is flushed (tests use it to inject failures).
     """
-    producer = KafkaProducer(bootstrap_servers=env.kafka.bootstrap_servers, acks="all", linger_ms=5,
-                             enable_idempotence=True)
-    topic, sent = env.topics.raw.name, 0
+    send_phase, close = _collector_sender(collector_url) if collector_url else _kafka_sender(env)
+    sent = 0
     try:
         for number, phase in enumerate(traffic.phases, 1):
             t0 = time.monotonic()
-            for send in phase:
-                producer.send(topic, key=send.key, value=send.value, partition=send.partition)
-            producer.flush()
+            send_phase(phase)
             sent += len(phase)
             say(f"  phase {number}/{len(traffic.phases)}: {len(phase)} events sent "
+                f"{'through the collector ' if collector_url else ''}"
                 f"({len(phase) / max(time.monotonic() - t0, 1e-3):,.0f}/s)")
             if after_phase:
                 after_phase(number)
@@ -62,8 +63,29 @@ def send_traffic(env, traffic: Traffic, pause_s: float = 3.0, say=print, after_p
                         "late events may be taken for on-time ones")
                 time.sleep(pause_s)
     finally:
-        producer.close()
+        close()
     return sent
+
+
+def _kafka_sender(env):
+    producer = KafkaProducer(bootstrap_servers=env.kafka.bootstrap_servers, acks="all", linger_ms=5,
+                             enable_idempotence=True)
+
+    def send_phase(phase) -> None:
+        for send in phase:
+            producer.send(env.topics.raw.name, key=send.key, value=send.value, partition=send.partition)
+        producer.flush()
+    return send_phase, producer.close
+
+
+def _collector_sender(url: str):
+    """Through the collector, which keys and partitions each event itself (fences included: the
+    generator picks fence users whose billing key hashes to the fence's partition)."""
+    from collector import dev_keys
+    from collector.client import CollectorClient
+
+    client = CollectorClient(url, dev_keys.SDK)
+    return (lambda phase: client.send([send.value for send in phase])), client.close
 
 
 def wait_until_consumed(env, timeout_s: float) -> bool:

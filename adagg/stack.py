@@ -221,6 +221,10 @@ class Stack:
         return [
             Service("kafka", [s.kafka.port, s.kafka.controller_port], self._kafka_cmd, kafka_ready,
                     url=f"{h}:{s.kafka.port}"),
+            Service("collector", [self.env.collector.port],
+                    lambda: [sys.executable, "-m", "adagg.cli", "collect", "--env", self.env.name],
+                    lambda: http_ok(f"http://{h}:{self.env.collector.port}/healthz"),
+                    url=f"http://{h}:{self.env.collector.port}", after=["kafka"]),
             Service("zookeeper", [s.zookeeper.port], lambda: self._pinot_cmd("zookeeper", s.zookeeper.heap),
                     lambda: port_open(s.zookeeper.port, h), url=f"{h}:{s.zookeeper.port}"),
             Service("flink-jobmanager", [s.flink_jobmanager.port, s.flink_jobmanager.rpc_port],
@@ -346,7 +350,8 @@ class Stack:
         return [f"  Flink web UI:    http://{s.host}:{s.flink_jobmanager.port}",
                 f"  Pinot console:   http://{s.host}:{s.pinot_controller.port}",
                 f"  Pinot broker:    http://{s.host}:{s.pinot_broker.port}",
-                f"  Kafka bootstrap: {s.host}:{s.kafka.port}"]
+                f"  Kafka bootstrap: {s.host}:{s.kafka.port}",
+                f"  Collector:       http://{s.host}:{self.env.collector.port}/v1/events"]
 
     def status(self) -> list[dict]:
         rows = []

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from kafka.partitioner.default import murmur2
+
 from adagg import traffic_catalog as cat
 from adagg.contract import EVENT_TYPES, billing_key, bucket_start
 from adagg.oracle import BUCKET_MS, DAY_MS, WINDOW_MS, Oracle, derive_oracle, enrich
@@ -297,6 +299,16 @@ class _Generator:
             event["referrer_domain"] = rng.choice(_REFERRER_DOMAINS)
         return event
 
+    def _fence_user(self, event: dict[str, Any], partition: int) -> str:
+        """A fence user whose billing key the default (murmur2) partitioner puts in `partition`,
+        so a fence lands there even when the collector, not the generator, picks partitions."""
+        for n in itertools.count():
+            user = f"{event['user_id']}-{n}"
+            key = billing_key({**event, "user_id": user}, self.cfg.bucket_ms).encode()
+            if (murmur2(key) & 0x7FFFFFFF) % self.cfg.partitions == partition:
+                return user
+        raise AssertionError("unreachable")
+
     def _retry(self, original: dict[str, Any], late: bool) -> dict[str, Any]:
         """A billing retry: a new event_id with the original's content, a little later but in the
         same minute and billing bucket (so the same billing key and minute row)."""
@@ -362,6 +374,7 @@ class _Generator:
         self._flush_due(everything=True)
         for p in range(self.cfg.partitions):
             event = self._event(self.max_ts, fence_user=f"fence-{name}-{p}")
+            event["user_id"] = self._fence_user(event, p)
             self._emit(self._send(event, partition=p), self.max_ts)
         self.phases.append(self.current)
         self.current = []

@@ -33,20 +33,15 @@ for about 8 minutes on the 2-core development machine: generating ~45 s, produci
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
-import math
 import os
-import platform
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file from anywhere
@@ -54,8 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
 from adagg import paths  # noqa: E402
 from adagg.env import Namespace, load, override  # noqa: E402
 from adagg.stack import StackError  # noqa: E402
+from benchmarks.common import bar_chart, kafka_up, machine, say, stack_lock  # noqa: E402
 
-LOCK_FILE = Path("/tmp/adagg-stack.lock")  # the same lock as tests/conftest.py's stack_lock
 VARIANTS = ("blackhole", "full", "full_no_udf")
 GOALS = {"pipeline_efficiency": 0.5, "python_udf_ratio": 0.8}
 DESCRIPTIONS = {
@@ -65,64 +60,6 @@ DESCRIPTIONS = {
 }
 SOURCE_TABLE = "src_ad_events_raw"
 BLACKHOLE_TABLE = "bench_blackhole"
-
-
-def say(*args) -> None:
-    print(*args, flush=True)
-
-
-# ---------------------------------------------------------------- the machine
-
-def _run(cmd: list[str]) -> str:
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return (done.stdout + done.stderr).strip()
-
-
-def machine() -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), platform.processor())
-    mem_kb = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines()
-                      if ln.startswith("MemTotal")).split()[1])
-    java = _run(["java", "-version"]).splitlines()
-    commit = _run(["git", "-C", str(paths.REPO), "rev-parse", "HEAD"])
-    dirty = bool(_run(["git", "-C", str(paths.REPO), "status", "--porcelain", "--untracked-files=no"]))
-    return {"cpu_model": model, "cpus": os.cpu_count(), "memory_gib": round(mem_kb / 2**20, 1),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "java": java[0] if java else None, "git_commit": commit or None, "git_dirty": dirty}
-
-
-# ---------------------------------------------------------------- lock and stack
-
-@contextmanager
-def stack_lock():
-    """Hold the machine-wide stack lock (tests take it too) for the whole benchmark."""
-    with open(LOCK_FILE, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            say(f"waiting for the stack lock ({LOCK_FILE}: a test tier or another benchmark is using the stack) ...")
-            t0 = time.monotonic()
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            say(f"  got the stack lock after {time.monotonic() - t0:.0f} s")
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def kafka_up() -> bool:
-    """Start Kafka (only) unless it runs; True if this call started it."""
-    from adagg.setup import fetch_jvm
-    from adagg.stack import Stack
-
-    fetch_jvm(say=lambda line: say("  " + line))
-    stack = Stack("local")
-    running = stack.pid("kafka") is not None
-    stack.up(["kafka"], say=lambda line: say(line))
-    return not running
 
 
 # ---------------------------------------------------------------- environments
@@ -364,44 +301,11 @@ def ratios(summary: dict) -> dict:
 
 
 def svg_chart(summary: dict, rates: dict, title: str) -> str:
-    """A bar chart of events/s per variant (best as the bar, median as a tick), as plain SVG."""
-    width, height, left, top, bottom = 640, 360, 90, 50, 70
-    plot_h, plot_w = height - top - bottom, width - left - 30
-    top_value = max(max(s["best_events_per_s"] for s in summary.values()), 1) * 1.1
-    step = max(10 ** math.floor(math.log10(top_value / 5)), 1)
-    step = next(m * step for m in (1, 2, 5, 10) if m * step * 5 >= top_value)
-    ticks = math.ceil(top_value / step)
-    peak = ticks * step
-    bar_w = plot_w / max(len(summary), 1) * 0.55
-    colours = {"blackhole": "#8c8c8c", "full": "#1f77b4", "full_no_udf": "#ff7f0e"}
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="sans-serif" font-size="12">',
-             f'<rect width="{width}" height="{height}" fill="white"/>',
-             f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15">{title}</text>']
-    for i in range(ticks + 1):  # y grid and labels
-        value = step * i
-        y = top + plot_h - plot_h * value / peak
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e5e5e5"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:,.0f}</text>')
-    parts.append(f'<text x="18" y="{top + plot_h / 2}" transform="rotate(-90 18 {top + plot_h / 2})" '
-                 f'text-anchor="middle">events/s (net runtime)</text>')
-    for i, (variant, s) in enumerate(summary.items()):
-        cx = left + plot_w * (i + 0.5) / len(summary)
-        h = plot_h * s["best_events_per_s"] / peak
-        y = top + plot_h - h
-        parts.append(f'<rect x="{cx - bar_w / 2:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
-                     f'fill="{colours.get(variant, "#2ca02c")}"/>')
-        parts.append(f'<text x="{cx:.1f}" y="{y - 6:.1f}" text-anchor="middle">{s["best_events_per_s"]:,}</text>')
-        my = top + plot_h - plot_h * s["median_events_per_s"] / peak
-        parts.append(f'<line x1="{cx - bar_w / 2:.1f}" y1="{my:.1f}" x2="{cx + bar_w / 2:.1f}" y2="{my:.1f}" '
-                     f'stroke="black" stroke-dasharray="4 3"/>')
-        parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 18}" text-anchor="middle">{variant}</text>')
-    parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="black"/>')
     notes = [f"{k}: {v['best']:.2f} (goal &#8805; {v['goal']})" for k, v in rates.items()]
     notes.append("bar = best run, dashed = median")
-    parts.append(f'<text x="{width / 2}" y="{height - 18}" text-anchor="middle">{" &#183; ".join(notes)}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
+    bars = {v: (s["best_events_per_s"], s["median_events_per_s"]) for v, s in summary.items()}
+    return bar_chart(bars, title, "events/s (net runtime)", notes,
+                     colours={"blackhole": "#8c8c8c", "full": "#1f77b4", "full_no_udf": "#ff7f0e"})
 
 
 def print_report(summary: dict, rates: dict, produced: dict) -> None:

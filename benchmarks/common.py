@@ -1,0 +1,116 @@
+"""Helpers shared by the benchmark scripts: machine facts, the stack lock, Kafka, SVG charts."""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import os
+import platform
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from adagg import paths
+
+LOCK_FILE = Path("/tmp/adagg-stack.lock")  # the same lock as tests/conftest.py's stack_lock
+
+
+def say(*args) -> None:
+    print(*args, flush=True)
+
+
+# ---------------------------------------------------------------- the machine
+
+def _run(cmd: list[str]) -> str:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (done.stdout + done.stderr).strip()
+
+
+def machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), platform.processor())
+    mem_kb = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines()
+                      if ln.startswith("MemTotal")).split()[1])
+    java = _run(["java", "-version"]).splitlines()
+    commit = _run(["git", "-C", str(paths.REPO), "rev-parse", "HEAD"])
+    dirty = bool(_run(["git", "-C", str(paths.REPO), "status", "--porcelain", "--untracked-files=no"]))
+    return {"cpu_model": model, "cpus": os.cpu_count(), "memory_gib": round(mem_kb / 2**20, 1),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "java": java[0] if java else None, "git_commit": commit or None, "git_dirty": dirty}
+
+
+# ---------------------------------------------------------------- lock and stack
+
+@contextmanager
+def stack_lock():
+    """Hold the machine-wide stack lock (tests take it too) for the whole benchmark."""
+    with open(LOCK_FILE, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for the stack lock ({LOCK_FILE}: a test tier or another benchmark is using the stack) ...")
+            t0 = time.monotonic()
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            say(f"  got the stack lock after {time.monotonic() - t0:.0f} s")
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def kafka_up() -> bool:
+    """Start Kafka (only) unless it runs; True if this call started it."""
+    from adagg.setup import fetch_jvm
+    from adagg.stack import Stack
+
+    fetch_jvm(say=lambda line: say("  " + line))
+    stack = Stack("local")
+    running = stack.pid("kafka") is not None
+    stack.up(["kafka"], say=lambda line: say(line))
+    return not running
+
+
+
+def bar_chart(bars: dict[str, tuple[float, float | None]], title: str, y_label: str, notes: list[str],
+              colours: dict[str, str] | None = None) -> str:
+    """A bar chart as plain SVG: bars maps a label to (value, optional second value drawn as a dashed tick)."""
+    colours = colours or {}
+    width, height, left, top, bottom = 640, 360, 90, 50, 70
+    plot_h, plot_w = height - top - bottom, width - left - 30
+    top_value = max(max(v for v, _ in bars.values()), 1) * 1.1
+    step = max(10 ** math.floor(math.log10(top_value / 5)), 1)
+    step = next(m * step for m in (1, 2, 5, 10) if m * step * 5 >= top_value)
+    ticks = math.ceil(top_value / step)
+    peak = ticks * step
+    bar_w = plot_w / max(len(bars), 1) * 0.55
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="sans-serif" font-size="12">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15">{title}</text>']
+    for i in range(ticks + 1):  # y grid and labels
+        value = step * i
+        y = top + plot_h - plot_h * value / peak
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e5e5e5"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:,.0f}</text>')
+    parts.append(f'<text x="18" y="{top + plot_h / 2}" transform="rotate(-90 18 {top + plot_h / 2})" '
+                 f'text-anchor="middle">{y_label}</text>')
+    for i, (label, (value, tick)) in enumerate(bars.items()):
+        cx = left + plot_w * (i + 0.5) / len(bars)
+        h = plot_h * value / peak
+        y = top + plot_h - h
+        parts.append(f'<rect x="{cx - bar_w / 2:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+                     f'fill="{colours.get(label, "#2ca02c")}"/>')
+        parts.append(f'<text x="{cx:.1f}" y="{y - 6:.1f}" text-anchor="middle">{value:,.0f}</text>')
+        if tick is not None:
+            my = top + plot_h - plot_h * tick / peak
+            parts.append(f'<line x1="{cx - bar_w / 2:.1f}" y1="{my:.1f}" x2="{cx + bar_w / 2:.1f}" y2="{my:.1f}" '
+                         f'stroke="black" stroke-dasharray="4 3"/>')
+        parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 18}" text-anchor="middle">{label}</text>')
+    parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="black"/>')
+    parts.append(f'<text x="{width / 2}" y="{height - 18}" text-anchor="middle">{" &#183; ".join(notes)}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

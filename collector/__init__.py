@@ -1,0 +1,1 @@
+"""The collector: the HTTP front door and the only writer of the raw topic (docs/collector.md)."""
