@@ -108,7 +108,13 @@ def cmd_traffic(args) -> None:
     if not job_running:
         print("  no streaming job is running (adagg job submit): lateness is decided on arrival, so the "
               "oracle holds only if the job reads the traffic live")
-    send_traffic(env, traffic, catch_up_timeout_s=180 if job_running else 0)
+    url = None
+    if args.via_collector:
+        from collector.client import collector_url, wait_ready
+
+        url = collector_url(env)
+        wait_ready(url)
+    send_traffic(env, traffic, catch_up_timeout_s=180 if job_running else 0, collector_url=url)
     if args.oracle:
         with open(args.oracle, "w") as fh:
             fh.write(traffic.oracle.to_json())
@@ -188,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ads", type=int, default=25)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--oracle", metavar="FILE", help="write the expected results (JSON) here")
+    p.add_argument("--via-collector", action="store_true",
+                   help="send through the local stack's collector (HTTP) instead of straight to Kafka")
     _env_arg(p)
     p.set_defaults(func=cmd_traffic)
 

@@ -133,7 +133,12 @@ def run_demo(env_name: str = "local", events: int = 20_000, seed: int = 42) -> N
     print(f"[5/5] Traffic: {st['sends']} sends = {st['unique_events']} events + {st['duplicates']} duplicates; "
           f"{st['retries']} billing repeats, {st['bots'] + st['blocked_ips']} invalid, "
           f"{st['out_of_order']} out of order, {st['late_events']} late, {st['v2_events']} on contract v2")
-    send_traffic(env, traffic)
+    from collector.client import collector_url, wait_ready
+
+    url = collector_url(env)
+    wait_ready(url)
+    print(f"  sending through the collector at {url} (validated, keyed by billing key, acks=all)")
+    send_traffic(env, traffic, collector_url=url)
     print("  waiting for the final windows (watermark + checkpoint commit) ...")
     since = run_since_ms(traffic.oracle)
     results = wait_for_outputs(env, traffic.oracle, since_ms=since, say=lambda *_: None)

@@ -35,6 +35,7 @@ from collector.validation import Rejection
 log = logging.getLogger("adagg.collector")
 GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
 _json = msgspec.json.Encoder().encode
+_ACCEPTED = {"status": "accepted"}  # the answer for an event that came with its own event_id
 
 
 def _reply(status: int, body: dict, headers: dict | None = None) -> Response:
@@ -156,7 +157,8 @@ class Collector:
                 results.append({"status": "retry", "reason": "unavailable", "message": failed[i]})
             elif isinstance(outcome, Record):
                 accepted += 1
-                results.append({"status": "accepted", "event_id": outcome.event_id})
+                results.append({"status": "accepted", "event_id": outcome.event_id} if outcome.assigned_id
+                               else _ACCEPTED)
             else:
                 rejected += 1
                 metrics.REJECTED.labels(req.endpoint, outcome.reason).inc()
@@ -251,7 +253,8 @@ class Collector:
 
     async def readyz(self, _request: HttpRequest) -> Response:
         ready = bool(self.writer and self.writer.kafka_up)
-        return _reply(200 if ready else 503, {"ready": ready, "kafka": "up" if ready else "unreachable",
+        state = self.writer.kafka_state if self.writer else "starting"
+        return _reply(200 if ready else 503, {"ready": ready, "kafka": state,
                                               "in_flight": self.writer.in_flight if self.writer else 0},
                       None if ready else {"Retry-After": str(self.settings.retry_after_s)})
 

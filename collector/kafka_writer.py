@@ -32,11 +32,13 @@ class _Batch:
     errors: dict[int, str] = field(default_factory=dict)
     failed_values: dict[bytes, str] = field(default_factory=dict)
 
-    def delivered(self, err, msg) -> None:  # one call per record, from producer.poll()
+    def delivered(self, err, msg) -> None:  # one call per record, from producer.poll(): keep it lean
         if err is not None:
             # Which record: rare, so found by value afterwards rather than tracked per record.
             self.failed_values[msg.value()] = err.str()
-        self.settle(1)
+        self.remaining -= 1
+        if not self.remaining:
+            self.settle(0)
 
     def settle(self, count: int) -> None:
         self.remaining -= count
@@ -66,6 +68,7 @@ class KafkaWriter:
         self.probe_topic = probe_topic
         self.in_flight = 0           # produced, delivery not yet reported (event loop thread only)
         self.kafka_up = False
+        self.kafka_state = "starting"   # up | unreachable | raw topic missing
         self._work = asyncio.Event()
         self._pump_task: asyncio.Task | None = None
         self._config = {
@@ -76,6 +79,7 @@ class KafkaWriter:
             "message.timeout.ms": delivery_timeout_ms,   # a delivery report always comes by then
             "queue.buffering.max.messages": max(buffer_events * 2, 100_000),
             "partitioner": "murmur2_random",     # what Java clients (and kafka-python) use for keyed records
+            "allow.auto.create.topics": False,   # topics are created on purpose (adagg.kafka_io), never by accident
             "error_cb": self._on_error,
         }
         self.producer = Producer(self._config)
@@ -101,7 +105,7 @@ class KafkaWriter:
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
-            self.kafka_up = False
+            self.kafka_up, self.kafka_state = False, "unreachable"
         log.warning("kafka: %s", err.str())
 
     def probe(self, timeout_s: float = 2.0) -> bool:
@@ -111,9 +115,10 @@ class KafkaWriter:
             topic = meta.topics.get(self.probe_topic)
             ok = bool(topic and not topic.error and topic.partitions
                       and all(p.leader >= 0 for p in topic.partitions.values()))
+            state = "up" if ok else f"topic {self.probe_topic} missing or leaderless"
         except KafkaException:
-            ok = False
-        self.kafka_up = ok
+            ok, state = False, "unreachable"
+        self.kafka_up, self.kafka_state = ok, state
         return ok
 
     # ---- writing ----
@@ -125,7 +130,7 @@ class KafkaWriter:
         if not records:
             return {}
         if not self.kafka_up:
-            raise Unavailable("Kafka is unreachable")
+            raise Unavailable(f"Kafka is not ready ({self.kafka_state})")
         if self.in_flight + len(records) > self.buffer_events:
             raise Unavailable(f"the in-flight buffer is full ({self.in_flight} of {self.buffer_events} events)")
         loop = asyncio.get_running_loop()

@@ -5,11 +5,14 @@ Flink's own SQL client; then `stack down` must leave no process behind. Tests ru
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 from adagg import flink
 from adagg.demo import make_traffic, next_start_ms, run_since_ms, wait_for_pinot
@@ -20,6 +23,7 @@ from adagg.pinot import apply
 from adagg.stack import MARKER, port_open
 from adagg.traffic import Traffic
 from adagg.verify import wait_for_outputs
+from collector.client import collector_url, wait_ready
 
 
 def test_stack_up_is_idempotent(stack):
@@ -59,6 +63,23 @@ def test_every_output_equals_the_oracle_exactly(stack):
     assert oracle.hour and oracle.day and oracle.sliding and oracle.top and oracle.minute_live
     assert sum(r["billable_clicks"] for r in oracle.minute.values()) < sum(r["clicks"] for r in oracle.minute.values())
     assert wait_for_pinot(env, oracle, timeout_s=120) == oracle.minute
+
+
+def test_through_the_collector_every_output_is_exact(stack):
+    """generator -> collector (HTTP) -> Kafka -> Flink -> Pinot, still exact: the stack's collector
+    validates, keys and partitions every event itself, the phase fences included."""
+    env = load("local")
+    url = collector_url(env)
+    wait_ready(url)
+    traffic = make_traffic(env, seed=31, events=10_000, ads=30, start_ms=next_start_ms(env))
+    send_traffic(env, traffic, pause_s=4, collector_url=url)
+    since = run_since_ms(traffic.oracle)
+    assert_exact(wait_for_outputs(env, traffic.oracle, timeout_s=240, since_ms=since))
+    assert wait_for_pinot(env, traffic.oracle, since_ms=since, timeout_s=120) == {
+        k: v for k, v in traffic.oracle.minute.items() if k[0] >= since}
+    metrics = httpx.get(f"{url}/metrics").text
+    accepted = re.search(r'^adagg_collector_events_accepted_total\{endpoint="events"\} (\S+)$', metrics, re.M)
+    assert accepted and float(accepted[1]) >= traffic.oracle.stats["sends"]
 
 
 def test_taskmanager_crash_recovers_exactly_once(stack):
@@ -135,7 +156,7 @@ def test_stack_down_leaves_no_process(stack):
     assert _our_processes(stack.home) == []
     s = stack.s
     for port in (s.kafka.port, s.zookeeper.port, s.pinot_controller.port, s.pinot_broker.port,
-                 s.pinot_server.admin_port, s.flink_jobmanager.port):
+                 s.pinot_server.admin_port, s.flink_jobmanager.port, stack.env.collector.port):
         assert not port_open(port), f"port {port} still open after stack down"
     assert not any(p.exists() for p in (stack.pid_file(svc.name) for svc in stack.services))
     assert os.environ.get(MARKER) is None
