@@ -26,13 +26,16 @@ class TableSpec:
 def tables(env) -> list[TableSpec]:
     """Every pinot/<table>/ folder: <table>_schema.json plus <table>_table_config.json.j2 rendered for env."""
     specs = []
+    templates = jinja2.Environment(loader=jinja2.FileSystemLoader(PINOT_DIR), undefined=jinja2.StrictUndefined)
     for folder in sorted(p for p in PINOT_DIR.iterdir() if p.is_dir()):
         name = folder.name
         schema = json.loads((folder / f"{name}_schema.json").read_text())
-        template = (folder / f"{name}_table_config.json.j2").read_text()
-        rendered = jinja2.Template(template, undefined=jinja2.StrictUndefined).render(
+        rendered = templates.get_template(f"{name}/{name}_table_config.json.j2").render(
             env=env, output_topic=lambda suffix: output_topic(env, suffix))
-        config = json.loads(rendered)
+        try:
+            config = json.loads(rendered)
+        except json.JSONDecodeError as error:
+            raise PinotError(f"pinot/{name}: the rendered table config is not JSON ({error})") from None
         specs.append(TableSpec(name, schema, config))
     return specs
 
