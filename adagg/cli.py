@@ -8,6 +8,8 @@ import time
 
 from adagg import env as envs
 
+GRAIN_NAMES = ("minute", "hour", "day")
+
 
 def _env_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", default="local", help="environment file under infra/env (default: local)")
@@ -138,9 +140,42 @@ def cmd_collect(args) -> None:
 
 
 def cmd_query(args) -> None:
-    from adagg.demo import print_top_ads
+    """The query API's queries from the command line; JSON out, the same as the API answers."""
+    import json
 
-    print_top_ads(envs.load(args.env), limit=args.limit)
+    from serving import params, queries
+    from serving.runner import PinotRunner
+
+    env = envs.load(args.env)
+    run = PinotRunner(env.pinot.broker_url)
+    filters = params.Filters.of(args.country, args.device_type, args.campaign_id, args.advertiser_id)
+    try:
+        if args.what == "top":
+            answer = queries.top_ads(run, params.bounded_int("--n", args.n, 1, params.MAX_TOP_N),
+                                     params.bounded_int("--minutes", args.minutes, 1, params.MAX_MINUTES), filters)
+        elif args.what == "metrics":
+            step = params.grain(args.grain)
+            lo, hi = params.time_range(args.start, args.end, step)
+            answer = queries.ad_metrics(run, params.ident("--ad", args.ad, required=True), args.grain, lo, hi, filters)
+        elif args.what in ("campaign", "advertiser"):
+            lo, hi = params.time_range(args.start, args.end, params.GRAINS["minute"])
+            key = params.ident(f"--{args.what}", args.campaign_id if args.what == "campaign" else args.advertiser_id,
+                               required=True)
+            answer = queries.summary(run, args.what, key, lo, hi, params.Filters.of(args.country, args.device_type))
+        elif args.what == "late":
+            answer = queries.late_events(run, params.time_ms("--from", args.start), params.time_ms("--to", args.end),
+                                         params.ident("--ad", args.ad))
+        else:
+            answer = {"tables": queries.freshness(run)}
+    finally:
+        run.close()
+    print(json.dumps(answer, indent=2))
+
+
+def cmd_serve(args) -> None:
+    from serving.server import run
+
+    run(args.env, host=args.host, port=args.port)
 
 
 def cmd_demo(args) -> None:
@@ -211,10 +246,26 @@ def build_parser() -> argparse.ArgumentParser:
     _env_arg(p)
     p.set_defaults(func=cmd_collect)
 
-    p = sub.add_parser("query", help="print the top ads by billable clicks from Pinot (ad_minute)")
-    p.add_argument("--limit", type=int, default=20)
+    p = sub.add_parser("query", help="the query API's queries (top ads, ad metrics, summaries, late events, "
+                                     "freshness) as JSON")
+    p.add_argument("what", nargs="?", default="top",
+                   choices=["top", "metrics", "campaign", "advertiser", "late", "freshness"])
+    p.add_argument("--n", type=int, default=10, help="top: how many ads")
+    p.add_argument("--minutes", type=int, default=5, help="top: the newest minute windows to rank over")
+    p.add_argument("--ad", help="metrics, late: the ad")
+    p.add_argument("--from", dest="start", help="metrics, campaign, advertiser, late: epoch ms or ISO 8601")
+    p.add_argument("--to", dest="end", help="end, exclusive")
+    p.add_argument("--grain", default="minute", choices=sorted(GRAIN_NAMES))
+    for name in ("country", "device_type", "campaign_id", "advertiser_id"):
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, help="filter")
     _env_arg(p)
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("serve", help="run the query API (HTTP + OpenAPI) over Pinot")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, help="default: serving.port of the environment")
+    _env_arg(p)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="start the stack, create tables, run the job, send traffic, show results")
     p.add_argument("--events", type=int, default=20_000)
@@ -228,10 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from adagg.pinot import PinotError
     from adagg.stack import StackError
+    from collector.client import CollectorError
+    from serving.runner import PinotUnavailable
 
     try:
         args.func(args)
-    except (StackError, PinotError, envs.EnvError, ValueError) as exc:
+    except (StackError, PinotError, PinotUnavailable, CollectorError, envs.EnvError, ValueError) as exc:
         print(f"adagg: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -96,12 +96,10 @@ def _differs(existing: dict, wanted: dict) -> bool:
 
 def query(env, sql: str, params: dict | None = None) -> list[dict]:
     """Run SQL on the broker with bound parameters (pinotdb escapes them); rows as dicts."""
-    from pinotdb import connect
+    from serving.runner import PinotRunner
 
-    broker = env.pinot.broker_url.split("://", 1)[-1]
-    host, port = broker.split(":")
-    conn = connect(host=host, port=int(port), path="/query/sql", scheme="http")
-    cur = conn.cursor()
-    cur.execute(sql, params or {})
-    columns = [d[0] for d in cur.description]
-    return [dict(zip(columns, row)) for row in cur.fetchall()]
+    runner = PinotRunner(env.pinot.broker_url)
+    try:
+        return runner(sql, params or {})
+    finally:
+        runner.close()

@@ -1,0 +1,1 @@
+"""Serving: the query API over Pinot for dashboards and reports (docs/serving.md)."""

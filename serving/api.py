@@ -1,0 +1,132 @@
+"""The query API (FastAPI: the OpenAPI description at /openapi.json, a browsable one at /docs).
+
+Every answer carries the tier that produced it and the freshness of the tables it read. Bad
+parameters get 400 with a message naming the parameter; a Pinot failure gets 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from serving import params, queries
+from serving.params import BadParameter, Filters
+from serving.runner import PinotRunner, PinotUnavailable
+
+log = logging.getLogger("adagg.serving")
+
+TIER_RULE = ("Closed windows (at or before the newest window of the final table of that grain) come from the "
+             "final tier; open ones from the live tier; an open hour or day sums its minutes. Each bucket names "
+             "its tier.")
+
+_FILTER_DOC = {"country": "ISO 3166 alpha-2 (ZZ: unknown)", "device_type": ", ".join(params.DEVICE_TYPES),
+               "campaign_id": "a campaign id", "advertiser_id": "an advertiser id"}
+
+
+def _filters(country, device_type, campaign_id, advertiser_id) -> Filters:
+    return Filters.of(country, device_type, campaign_id, advertiser_id)
+
+
+def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
+    """`run(sql, params) -> rows` defaults to a PinotRunner on broker_url."""
+    run = run or PinotRunner(broker_url)
+    app = FastAPI(title="adagg query API", version="1", description=(
+        "Ad metrics from Apache Pinot for dashboards and reports. " + TIER_RULE +
+        " Times are epoch milliseconds (or ISO 8601 in parameters), UTC; money is in micros."))
+
+    @app.exception_handler(BadParameter)
+    async def bad_parameter(_request: Request, error: BadParameter):
+        return JSONResponse({"error": "bad_parameter", "message": str(error)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}"
+                             for e in error.errors())
+        return JSONResponse({"error": "bad_parameter", "message": problems}, status_code=400)
+
+    @app.exception_handler(PinotUnavailable)
+    async def pinot_down(_request: Request, error: PinotUnavailable):
+        return JSONResponse({"error": "pinot_unavailable", "message": str(error)}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def internal(_request: Request, _error: Exception):
+        incident = uuid.uuid4().hex[:12]
+        log.exception("internal error %s", incident)
+        return JSONResponse({"error": "internal_error", "message": f"internal error; incident {incident}"},
+                            status_code=500)
+
+    @app.get("/healthz", summary="The API process answers")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/v1/ads/{ad_id}/metrics", summary="One ad's measures per minute, hour or day")
+    def ad_metrics(
+        ad_id: str = Path(description="the ad"),
+        start: str = Query(alias="from", description="start, inclusive: epoch ms or ISO 8601, aligned to the grain"),
+        end: str = Query(alias="to", description="end, exclusive"),
+        grain: str = Query("minute", description="minute, hour or day"),
+        country: str | None = Query(None, description=_FILTER_DOC["country"]),
+        device_type: str | None = Query(None, description=_FILTER_DOC["device_type"]),
+        campaign_id: str | None = Query(None, description=_FILTER_DOC["campaign_id"]),
+        advertiser_id: str | None = Query(None, description=_FILTER_DOC["advertiser_id"]),
+    ) -> dict:
+        step = params.grain(grain)
+        lo, hi = params.time_range(start, end, step)
+        return {**queries.ad_metrics(run, params.ident("ad_id", ad_id, required=True), grain, lo, hi,
+                                     _filters(country, device_type, campaign_id, advertiser_id)),
+                "tier_rule": TIER_RULE}
+
+    @app.get("/v1/top-ads", summary="The top N ads by billable clicks over the last M minutes of event time")
+    def top_ads(
+        n: int = Query(10, description=f"how many, 1 to {params.MAX_TOP_N}"),
+        minutes: int = Query(1, description=f"how many newest minute windows, 1 to {params.MAX_MINUTES}"),
+        country: str | None = Query(None, description=_FILTER_DOC["country"]),
+        device_type: str | None = Query(None, description=_FILTER_DOC["device_type"]),
+        campaign_id: str | None = Query(None, description=_FILTER_DOC["campaign_id"]),
+        advertiser_id: str | None = Query(None, description=_FILTER_DOC["advertiser_id"]),
+    ) -> dict:
+        return {**queries.top_ads(run, params.bounded_int("n", n, 1, params.MAX_TOP_N),
+                                  params.bounded_int("minutes", minutes, 1, params.MAX_MINUTES),
+                                  _filters(country, device_type, campaign_id, advertiser_id)),
+                "tier_rule": TIER_RULE}
+
+    def _summary(level: str, key: str, start: str, end: str, country, device_type) -> dict:
+        lo, hi = params.time_range(start, end, params.GRAINS["minute"])
+        return {**queries.summary(run, level, params.ident(f"{level}_id", key, required=True), lo, hi,
+                                  _filters(country, device_type, None, None)),
+                "tier_rule": TIER_RULE}
+
+    @app.get("/v1/campaigns/{campaign_id}/summary", summary="A campaign's totals, by ad")
+    def campaign_summary(
+        campaign_id: str, start: str = Query(alias="from"), end: str = Query(alias="to"),
+        country: str | None = Query(None, description=_FILTER_DOC["country"]),
+        device_type: str | None = Query(None, description=_FILTER_DOC["device_type"]),
+    ) -> dict:
+        return _summary("campaign", campaign_id, start, end, country, device_type)
+
+    @app.get("/v1/advertisers/{advertiser_id}/summary", summary="An advertiser's totals, by campaign")
+    def advertiser_summary(
+        advertiser_id: str, start: str = Query(alias="from"), end: str = Query(alias="to"),
+        country: str | None = Query(None, description=_FILTER_DOC["country"]),
+        device_type: str | None = Query(None, description=_FILTER_DOC["device_type"]),
+    ) -> dict:
+        return _summary("advertiser", advertiser_id, start, end, country, device_type)
+
+    @app.get("/v1/late-events", summary="Late event deliveries by event time, per event type")
+    def late_events(start: str = Query(alias="from"), end: str = Query(alias="to"),
+                    ad_id: str | None = Query(None)) -> dict:
+        lo, hi = params.time_ms("from", start), params.time_ms("to", end)
+        if hi <= lo:
+            raise BadParameter("to must be after from")
+        return queries.late_events(run, lo, hi, params.ident("ad_id", ad_id))
+
+    @app.get("/v1/freshness", summary="Per table: rows, newest event time visible, and its age")
+    def freshness() -> dict:
+        return {"tables": queries.freshness(run)}
+
+    return app

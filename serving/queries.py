@@ -1,0 +1,189 @@
+"""The dashboard and report queries, over Pinot, with the tier rule and freshness.
+
+Tier rule (docs/serving.md): a window is *closed* once its final row can exist, i.e. at or before
+the newest window the final table of that grain holds (the final tier is emitted for all keys
+when the watermark passes a window). Closed windows are answered from the final tables
+(ad_minute, ad_hour, ad_day); newer, still open ones from the live tier (ad_minute_live), an hour
+or day still open being the sum of its minutes (final where closed, live where not). Every
+bucket says which tier answered it. (The reconciled tier of the billing issue will take
+precedence over final where it exists.)
+
+Each function takes `run(sql, params) -> rows`, so the logic is testable without Pinot. SQL text
+only ever contains fixed table and column names; every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Callable
+
+from serving.params import GRAINS, Filters
+
+Run = Callable[[str, dict], list[dict]]
+
+MEASURES = ("impressions", "clicks", "conversions", "invalid_events", "billable_impressions", "billable_clicks",
+            "billable_conversions", "spend_micros", "conversion_value_micros")
+MINUTE_FINAL, MINUTE_LIVE = "ad_minute", "ad_minute_live"
+FINAL_BY_GRAIN = {"minute": "ad_minute", "hour": "ad_hour", "day": "ad_day"}
+TIME_COLUMN = {"events_enriched": "event_time", "late_events": "event_time"}  # others: window_start_ms
+TABLES = ("ad_minute", "ad_minute_live", "ad_hour", "ad_day", "ad_sliding_5m", "top_ads_minute", "publisher_minute",
+          "events_enriched", "late_events")
+MINUTE_MS = GRAINS["minute"]
+_GROUP_LIMIT = 100_000  # Pinot returns 10 groups unless told otherwise
+
+
+def newest(run: Run, table: str) -> int | None:
+    """The newest time-column value a table holds (None when empty)."""
+    column = TIME_COLUMN.get(table, "window_start_ms")
+    rows = run(f"SELECT MAX({column}) AS newest, COUNT(*) AS n FROM {table}", {})
+    if not rows or not rows[0]["n"]:
+        return None
+    return int(rows[0]["newest"])
+
+
+def _sums(run: Run, table: str, group_by: tuple[str, ...], keys: dict[str, str], filters: Filters,
+          lo: int, hi: int) -> list[dict]:
+    """SUM of every measure per group over windows [lo, hi), with equality filters."""
+    if hi <= lo:
+        return []
+    conditions = ["window_start_ms >= %(lo)s", "window_start_ms < %(hi)s"]
+    params: dict = {"lo": lo, "hi": hi}
+    for column, value in {**keys, **filters.items()}.items():
+        conditions.append(f"{column} = %({column})s")
+        params[column] = value
+    groups = ", ".join(group_by)
+    sums = ", ".join(f"SUM({m}) AS {m}" for m in MEASURES)
+    sql = (f"SELECT {groups}, {sums} FROM {table} WHERE {' AND '.join(conditions)} "
+           f"GROUP BY {groups} LIMIT {_GROUP_LIMIT}")
+    rows = run(sql, params)
+    return [{**{g: r[g] for g in group_by}, **{m: int(r[m]) for m in MEASURES}} for r in rows]
+
+
+def _add(into: dict, row: dict) -> None:
+    for m in MEASURES:
+        into[m] = into.get(m, 0) + row[m]
+
+
+def with_rates(row: dict) -> dict:
+    """CTR = clicks / impressions, raw and billable; None without impressions."""
+    out = dict(row)
+    out["ctr"] = round(row["clicks"] / row["impressions"], 6) if row["impressions"] else None
+    out["billable_ctr"] = (round(row["billable_clicks"] / row["billable_impressions"], 6)
+                           if row["billable_impressions"] else None)
+    return out
+
+
+def minutes(run: Run, group_by: tuple[str, ...], keys: dict[str, str], filters: Filters, lo: int, hi: int,
+            closed_until: int | None) -> dict[tuple, tuple[dict, set]]:
+    """Minute windows in [lo, hi), final up to closed_until (exclusive), live after, summed per
+    group: {group values: (measures, tiers used)}."""
+    cut = lo if closed_until is None else max(lo, min(hi, closed_until))
+    out: dict[tuple, tuple[dict, set]] = {}
+    for table, tier, a, b in ((MINUTE_FINAL, "final", lo, cut), (MINUTE_LIVE, "live", cut, hi)):
+        for row in _sums(run, table, group_by, keys, filters, a, b):
+            key = tuple(row[g] for g in group_by)
+            measures, tiers = out.setdefault(key, ({}, set()))
+            _add(measures, row)
+            tiers.add(tier)
+    return out
+
+
+def _tier(tiers: set) -> str:
+    return "+".join(t for t in ("final", "live") if t in tiers) or "none"
+
+
+def freshness(run: Run, tables: tuple[str, ...] = TABLES, now_ms: int | None = None) -> dict[str, dict]:
+    """Per table: the newest event time it shows and how far behind now that is."""
+    now_ms = now_ms or int(time.time() * 1000)
+    out = {}
+    for table in tables:
+        column = TIME_COLUMN.get(table, "window_start_ms")
+        rows = run(f"SELECT MAX({column}) AS newest, COUNT(*) AS n FROM {table}", {})
+        n = int(rows[0]["n"]) if rows else 0
+        newest_ms = int(rows[0]["newest"]) if n else None
+        out[table] = {"rows": n, "newest_ms": newest_ms, "time_column": column,
+                      "age_s": round((now_ms - newest_ms) / 1000, 1) if newest_ms is not None else None}
+    return out
+
+
+def ad_metrics(run: Run, ad_id: str, grain: str, lo: int, hi: int, filters: Filters) -> dict:
+    """One ad's measures per minute, hour or day bucket over [lo, hi)."""
+    step = GRAINS[grain]
+    minute_closed = newest(run, MINUTE_FINAL)
+    minute_closed_until = None if minute_closed is None else minute_closed + MINUTE_MS
+    buckets: dict[int, tuple[dict, set]] = {}
+    if grain == "minute":
+        for (start,), value in minutes(run, ("window_start_ms",), {"ad_id": ad_id}, filters, lo, hi,
+                                       minute_closed_until).items():
+            buckets[int(start)] = value
+    else:
+        table = FINAL_BY_GRAIN[grain]
+        closed = newest(run, table)
+        open_from = lo if closed is None else max(lo, min(hi, closed + step))
+        for row in _sums(run, table, ("window_start_ms",), {"ad_id": ad_id}, filters, lo, open_from):
+            buckets[int(row["window_start_ms"])] = ({m: row[m] for m in MEASURES}, {"final"})
+        for (start,), (measures, tiers) in minutes(run, ("window_start_ms",), {"ad_id": ad_id}, filters, open_from,
+                                                   hi, minute_closed_until).items():
+            bucket = int(start) - int(start) % step
+            into, used = buckets.setdefault(bucket, ({}, set()))
+            _add(into, measures)
+            # A period whose last minute is not closed yet is provisional, whichever tier its minutes came from.
+            still_open = minute_closed_until is None or bucket + step > minute_closed_until
+            used |= tiers | ({"live"} if still_open else set())
+    series = [{"window_start_ms": start, "window_end_ms": start + step, "tier": _tier(tiers), **with_rates(m)}
+              for start, (m, tiers) in sorted(buckets.items())]
+    used = set().union(*(t for _, t in buckets.values())) if buckets else set()
+    return {"ad_id": ad_id, "grain": grain, "from_ms": lo, "to_ms": hi, "filters": filters.items(),
+            "tier": _tier(used), "buckets": series,
+            "freshness": freshness(run, (FINAL_BY_GRAIN[grain], MINUTE_LIVE))}
+
+
+def top_ads(run: Run, n: int, last_minutes: int, filters: Filters) -> dict:
+    """The n ads with the most billable clicks over the last `last_minutes` minute windows of event
+    time, ending with the newest window any tier shows (ties: ad_id)."""
+    closed = newest(run, MINUTE_FINAL)
+    live = newest(run, MINUTE_LIVE)
+    ends = [t for t in (closed, live) if t is not None]
+    if not ends:
+        return {"n": n, "last_minutes": last_minutes, "filters": filters.items(), "tier": "none", "ads": [],
+                "freshness": freshness(run, (MINUTE_FINAL, MINUTE_LIVE))}
+    hi = max(ends) + MINUTE_MS
+    lo = hi - last_minutes * MINUTE_MS
+    groups = minutes(run, ("ad_id",), {}, filters, lo, hi, None if closed is None else closed + MINUTE_MS)
+    ranked = sorted(groups.items(), key=lambda kv: (-kv[1][0]["billable_clicks"], kv[0][0]))[:n]
+    used = set().union(*(t for _, t in groups.values())) if groups else set()
+    return {"n": n, "last_minutes": last_minutes, "from_ms": lo, "to_ms": hi, "filters": filters.items(),
+            "tier": _tier(used),
+            "ads": [{"rank": i + 1, "ad_id": ad, **with_rates(m), "tier": _tier(t)}
+                    for i, ((ad,), (m, t)) in enumerate(ranked)],
+            "freshness": freshness(run, (MINUTE_FINAL, MINUTE_LIVE))}
+
+
+def summary(run: Run, level: str, key: str, lo: int, hi: int, filters: Filters) -> dict:
+    """Totals of a campaign (broken down by ad) or an advertiser (by campaign) over [lo, hi)."""
+    column, child = {"campaign": ("campaign_id", "ad_id"), "advertiser": ("advertiser_id", "campaign_id")}[level]
+    closed = newest(run, MINUTE_FINAL)
+    groups = minutes(run, (child,), {column: key}, filters, lo, hi, None if closed is None else closed + MINUTE_MS)
+    total: dict = {m: 0 for m in MEASURES}
+    for measures, _ in groups.values():
+        _add(total, measures)
+    used = set().union(*(t for _, t in groups.values())) if groups else set()
+    return {level + "_id": key, "from_ms": lo, "to_ms": hi, "filters": filters.items(), "tier": _tier(used),
+            "total": with_rates(total),
+            "by_" + child.removesuffix("_id"): [{child: k[0], **with_rates(m), "tier": _tier(t)}
+                                                for k, (m, t) in sorted(groups.items())],
+            "freshness": freshness(run, (MINUTE_FINAL, MINUTE_LIVE))}
+
+
+def late_events(run: Run, lo: int, hi: int, ad_id: str | None = None) -> dict:
+    """Late event deliveries (by event time in [lo, hi)) per event type: what reconciliation folds in."""
+    conditions, params = ["event_time >= %(lo)s", "event_time < %(hi)s"], {"lo": lo, "hi": hi}
+    if ad_id:
+        conditions.append("ad_id = %(ad_id)s")
+        params["ad_id"] = ad_id
+    rows = run(f"SELECT event_type, COUNT(*) AS n FROM late_events WHERE {' AND '.join(conditions)} "
+               f"GROUP BY event_type LIMIT 100", params)
+    by_type = defaultdict(int, {r["event_type"]: int(r["n"]) for r in rows})
+    return {"from_ms": lo, "to_ms": hi, "ad_id": ad_id, "late_events": sum(by_type.values()),
+            "by_event_type": dict(sorted(by_type.items())), "freshness": freshness(run, ("late_events",))}

@@ -1,0 +1,197 @@
+"""The query API without Pinot: parameter checks (injection included), the tier rule over a
+small in-memory table set, and the HTTP layer (400s, 503s, OpenAPI)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving import params, queries
+from serving.api import create_app
+from serving.params import BadParameter, Filters
+from serving.runner import PinotUnavailable
+
+M, H = 60_000, 3_600_000
+T0 = 1_767_225_600_000  # an hour and day boundary
+INJECTIONS = ["' OR '1'='1", "ad-1' --", "ad-1; DROP TABLE ad_minute", "*", "ad_id) OR (1=1", "%(lo)s",
+              "a" * 65, "ad 1", "ad-1\n", "\u00e9t\u00e9"]
+
+
+class MemoryPinot:
+    """Evaluates exactly the query shapes serving.queries sends, over in-memory rows."""
+
+    def __init__(self, tables: dict[str, list[dict]]):
+        self.tables, self.sql = tables, []
+
+    def __call__(self, sql: str, bound: dict) -> list[dict]:
+        self.sql.append((sql, bound))
+        table = re.search(r" FROM (\w+)", sql)[1]
+        rows = self.tables.get(table, [])
+        if sql.startswith("SELECT MAX("):
+            column = re.match(r"SELECT MAX\((\w+)\)", sql)[1]
+            return [{"newest": max((r[column] for r in rows), default=None), "n": len(rows)}]
+        for column, value in bound.items():
+            if column not in ("lo", "hi"):
+                rows = [r for r in rows if r[column] == value]
+        time_col = "event_time" if table == "late_events" else "window_start_ms"
+        rows = [r for r in rows if bound["lo"] <= r[time_col] < bound["hi"]]
+        groups = [g.strip() for g in re.match(r"SELECT (.*?), (SUM|COUNT)", sql)[1].split(",")]
+        out: dict = {}
+        for r in rows:
+            key = tuple(r[g] for g in groups)
+            agg = out.setdefault(key, {**dict(zip(groups, key)), "n": 0, **{m: 0 for m in queries.MEASURES}})
+            agg["n"] += 1
+            for m in queries.MEASURES:
+                agg[m] += r.get(m, 0)
+        return list(out.values())
+
+
+def row(start: int, ad: str = "ad-1", clicks: int = 1, **extra) -> dict:
+    base = {m: 0 for m in queries.MEASURES}
+    return {**base, "window_start_ms": start, "ad_id": ad, "campaign_id": "camp-1", "advertiser_id": "adv-1",
+            "country": "US", "device_type": "mobile", "clicks": clicks, "billable_clicks": clicks,
+            "impressions": 10 * clicks, "billable_impressions": 10 * clicks, **extra}
+
+
+@pytest.fixture
+def pinot() -> MemoryPinot:
+    # Final minutes up to T0+2m; live rows for every minute (stale for closed ones), newer up to T0+4m.
+    final = [row(T0), row(T0 + M, clicks=2), row(T0 + 2 * M, clicks=3), row(T0 + M, ad="ad-2", clicks=5)]
+    live = [row(T0, clicks=99), row(T0 + 3 * M, clicks=4), row(T0 + 4 * M, clicks=6), row(T0 + 4 * M, ad="ad-2",
+                                                                                           clicks=1)]
+    hour = [row(T0 - H, clicks=50)]
+    late = [{"event_time": T0 + 5, "event_type": "click", "ad_id": "ad-1"},
+            {"event_time": T0 + 6, "event_type": "impression", "ad_id": "ad-2"}]
+    return MemoryPinot({"ad_minute": final, "ad_minute_live": live, "ad_hour": hour, "late_events": late})
+
+
+# ---- the tier rule
+
+def test_minute_series_takes_final_where_closed_and_live_after(pinot):
+    answer = queries.ad_metrics(pinot, "ad-1", "minute", T0, T0 + 5 * M, Filters())
+    got = [(b["window_start_ms"] - T0) // M for b in answer["buckets"]]
+    assert got == [0, 1, 2, 3, 4]
+    assert [b["clicks"] for b in answer["buckets"]] == [1, 2, 3, 4, 6]   # not the stale live 99
+    assert [b["tier"] for b in answer["buckets"]] == ["final"] * 3 + ["live"] * 2
+    assert answer["tier"] == "final+live" and answer["buckets"][0]["ctr"] == 0.1
+
+
+def test_hour_series_uses_the_hour_table_where_closed_and_sums_minutes_where_open(pinot):
+    answer = queries.ad_metrics(pinot, "ad-1", "hour", T0 - H, T0 + H, Filters())
+    assert [(b["window_start_ms"], b["clicks"], b["tier"]) for b in answer["buckets"]] == [
+        (T0 - H, 50, "final"), (T0, 1 + 2 + 3 + 4 + 6, "final+live")]
+
+
+def test_filters_and_top_ads(pinot):
+    assert queries.ad_metrics(pinot, "ad-1", "minute", T0, T0 + 5 * M, Filters(country="FR"))["buckets"] == []
+    top = queries.top_ads(pinot, 2, 5, Filters())
+    assert (top["from_ms"], top["to_ms"]) == (T0, T0 + 5 * M)
+    assert [(a["ad_id"], a["billable_clicks"]) for a in top["ads"]] == [("ad-1", 16), ("ad-2", 6)]
+    assert queries.top_ads(pinot, 1, 1, Filters())["ads"][0]["ad_id"] == "ad-1"   # the newest minute only
+
+
+def test_summaries_and_late_events(pinot):
+    campaign = queries.summary(pinot, "campaign", "camp-1", T0, T0 + 5 * M, Filters())
+    assert campaign["total"]["clicks"] == 1 + 2 + 3 + 4 + 6 + 5 + 1
+    assert [a["ad_id"] for a in campaign["by_ad"]] == ["ad-1", "ad-2"]
+    late = queries.late_events(pinot, T0, T0 + M)
+    assert late["late_events"] == 2 and late["by_event_type"] == {"click": 1, "impression": 1}
+
+
+def test_values_only_ever_travel_as_bound_parameters(pinot):
+    queries.ad_metrics(pinot, "ad-1", "hour", T0 - H, T0 + H, Filters(country="US", device_type="mobile"))
+    for sql, bound in pinot.sql:
+        assert "ad-1" not in sql and "'US'" not in sql and "mobile" not in sql
+        assert set(re.findall(r"%\((\w+)\)s", sql)) == set(bound)
+
+
+def test_empty_tables_answer_empty_not_errors():
+    empty = MemoryPinot({})
+    assert queries.ad_metrics(empty, "ad-1", "day", T0, T0 + 86_400_000, Filters())["buckets"] == []
+    assert queries.top_ads(empty, 5, 5, Filters())["ads"] == []
+    assert queries.freshness(empty, ("ad_minute",))["ad_minute"] == {"rows": 0, "newest_ms": None,
+                                                                     "time_column": "window_start_ms", "age_s": None}
+
+
+# ---- parameters
+
+@pytest.mark.parametrize("value", INJECTIONS)
+def test_identifiers_refuse_anything_but_plain_ids(value):
+    with pytest.raises(BadParameter, match="ad_id must be"):
+        params.ident("ad_id", value)
+
+
+def test_parameter_shapes():
+    assert params.ident("ad_id", "ad-0001") == "ad-0001" and params.ident("x", None) is None
+    assert params.time_ms("from", "2026-01-01T00:00:00Z") == T0 == params.time_ms("from", str(T0))
+    assert params.time_range(T0, T0 + H, H) == (T0, T0 + H)
+    for bad in [(T0 + 1, T0 + H, H), (T0, T0, M), (T0, T0 + 20_000 * M, M)]:
+        with pytest.raises(BadParameter):
+            params.time_range(*bad)
+    with pytest.raises(BadParameter, match="country"):
+        params.country("us")
+    with pytest.raises(BadParameter, match="device_type"):
+        params.device_type("phone")
+    with pytest.raises(BadParameter, match="grain"):
+        params.grain("week")
+    with pytest.raises(BadParameter, match="ISO 8601"):
+        params.time_ms("from", "yesterday")
+
+
+# ---- HTTP
+
+@pytest.fixture
+def client(pinot):
+    return TestClient(create_app(run=pinot))
+
+
+def test_api_answers_with_tier_and_freshness(client):
+    answer = client.get("/v1/ads/ad-1/metrics", params={"from": T0, "to": T0 + 5 * M}).json()
+    assert answer["tier"] == "final+live" and "tier_rule" in answer
+    assert set(answer["freshness"]) == {"ad_minute", "ad_minute_live"}
+    assert client.get("/v1/top-ads", params={"n": 1, "minutes": 5}).json()["ads"][0]["ad_id"] == "ad-1"
+    assert client.get("/v1/campaigns/camp-1/summary", params={"from": T0, "to": T0 + 5 * M}).status_code == 200
+    assert client.get("/v1/advertisers/adv-1/summary", params={"from": T0, "to": T0 + 5 * M}).status_code == 200
+    assert client.get("/v1/late-events", params={"from": T0, "to": T0 + M}).json()["late_events"] == 2
+    assert set(client.get("/v1/freshness").json()["tables"]) == set(queries.TABLES)
+
+
+PARAMETERS = [
+    ("/v1/ads/{v}/metrics", {"from": T0, "to": T0 + M}),
+    ("/v1/ads/ad-1/metrics", {"from": "{v}", "to": T0 + M}),
+    ("/v1/ads/ad-1/metrics", {"from": T0, "to": T0 + M, "grain": "{v}"}),
+    ("/v1/ads/ad-1/metrics", {"from": T0, "to": T0 + M, "country": "{v}"}),
+    ("/v1/ads/ad-1/metrics", {"from": T0, "to": T0 + M, "device_type": "{v}"}),
+    ("/v1/ads/ad-1/metrics", {"from": T0, "to": T0 + M, "campaign_id": "{v}"}),
+    ("/v1/ads/ad-1/metrics", {"from": T0, "to": T0 + M, "advertiser_id": "{v}"}),
+    ("/v1/top-ads", {"n": "{v}"}),
+    ("/v1/top-ads", {"minutes": "{v}"}),
+    ("/v1/top-ads", {"country": "{v}"}),
+    ("/v1/campaigns/{v}/summary", {"from": T0, "to": T0 + M}),
+    ("/v1/advertisers/{v}/summary", {"from": T0, "to": T0 + M}),
+    ("/v1/late-events", {"from": T0, "to": T0 + M, "ad_id": "{v}"}),
+]
+
+
+@pytest.mark.parametrize("path, query", PARAMETERS)
+@pytest.mark.parametrize("value", ["' OR '1'='1", "ad-1; DROP TABLE ad_minute", "*"])
+def test_injection_in_every_parameter_is_a_400(client, pinot, path, query, value):
+    url = path.replace("{v}", value.replace("/", "%2F").replace(";", "%3B").replace("*", "%2A"))
+    response = client.get(url, params={k: (value if v == "{v}" else v) for k, v in query.items()})
+    assert response.status_code in (400, 404), response.text
+    if response.status_code == 400:
+        assert response.json()["error"] == "bad_parameter" and response.json()["message"]
+    assert not any(value in sql for sql, _ in pinot.sql)
+
+
+def test_pinot_failures_are_503_and_openapi_is_served():
+    def broken(sql, bound):
+        raise PinotUnavailable("Pinot query failed: connection refused")
+    client = TestClient(create_app(run=broken))
+    response = client.get("/v1/freshness")
+    assert response.status_code == 503 and response.json()["error"] == "pinot_unavailable"
+    spec = TestClient(create_app(run=MemoryPinot({}))).get("/openapi.json").json()
+    assert {"/v1/ads/{ad_id}/metrics", "/v1/top-ads", "/v1/campaigns/{campaign_id}/summary",
+            "/v1/advertisers/{advertiser_id}/summary", "/v1/late-events", "/v1/freshness"} <= set(spec["paths"])
