@@ -65,11 +65,11 @@ def _plan(ctl: str, spec: TableSpec) -> list[tuple[str, str, str, dict]]:
     return steps
 
 
-def apply(env, dry_run: bool = False, say=print) -> list[str]:
-    """Create or update every schema and table; returns the actions taken (or planned)."""
+def apply(env, dry_run: bool = False, say=print, specs: list[TableSpec] | None = None) -> list[str]:
+    """Create or update every schema and table (or just `specs`); returns the actions taken (or planned)."""
     ctl = env.pinot.controller_url.rstrip("/")
     actions = []
-    for spec in tables(env):
+    for spec in specs if specs is not None else tables(env):
         for verb, kind, url, body in _plan(ctl, spec):
             action = f"{verb} {kind} {spec.name}"
             actions.append(action)

@@ -132,8 +132,8 @@ def _classpath(module: str) -> str:
 # ---------------------------------------------------------------- the services
 
 class Stack:
-    def __init__(self, env_name: str = "local"):
-        self.env = load(env_name)
+    def __init__(self, env_name: str = "local", env=None):
+        self.env = env or load(env_name)  # env: an already loaded (e.g. overridden) environment
         if "stack" not in self.env:
             raise StackError(f"environment {env_name!r} has no local stack section")
         self.s = self.env.stack

@@ -4,6 +4,7 @@ Flink's own SQL client; then `stack down` must leave no process behind. Tests ru
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,17 +14,21 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from adagg import flink
 from adagg.demo import make_traffic, next_start_ms, run_since_ms, wait_for_pinot
 from adagg.env import load
 from adagg.kafka_io import ensure_topics, send_traffic
 from adagg.paths import REPO
-from adagg.pinot import apply
+from adagg.pinot import apply, query, tables
 from adagg.stack import MARKER, port_open
 from adagg.traffic import Traffic
 from adagg.verify import wait_for_outputs
 from collector.client import collector_url, wait_ready
+from serving.queries import MEASURES, TABLES
+
+RUNS: list = []  # the oracle of every run in this module, in order (the serving tests read them)
 
 
 def test_stack_up_is_idempotent(stack):
@@ -37,8 +42,9 @@ def test_stack_up_is_idempotent(stack):
 def test_pinot_apply_is_idempotent(stack):
     env = load("local")
     ensure_topics(env)
-    assert apply(env) == ["create schema ad_minute", "create table ad_minute"]
-    assert apply(env) == []
+    assert apply(env) == [f"create {kind} {spec.name}" for spec in tables(env) for kind in ("schema", "table")]
+    assert len(tables(env)) == 9 and apply(env) == []
+    assert apply(env, dry_run=True) == []
 
 
 def assert_exact(results) -> None:
@@ -58,6 +64,7 @@ def test_every_output_equals_the_oracle_exactly(stack):
         assert st[feature] > 0, feature
     assert st["hot_ad_events"] > 0.25 * st["unique_events"]
     send_traffic(env, traffic, pause_s=4)
+    RUNS.append(traffic.oracle)
     assert_exact(wait_for_outputs(env, traffic.oracle, timeout_s=240))
     oracle = traffic.oracle
     assert oracle.hour and oracle.day and oracle.sliding and oracle.top and oracle.minute_live
@@ -73,6 +80,7 @@ def test_through_the_collector_every_output_is_exact(stack):
     wait_ready(url)
     traffic = make_traffic(env, seed=31, events=10_000, ads=30, start_ms=next_start_ms(env))
     send_traffic(env, traffic, pause_s=4, collector_url=url)
+    RUNS.append(traffic.oracle)
     since = run_since_ms(traffic.oracle)
     assert_exact(wait_for_outputs(env, traffic.oracle, timeout_s=240, since_ms=since))
     assert wait_for_pinot(env, traffic.oracle, since_ms=since, timeout_s=120) == {
@@ -115,6 +123,7 @@ def test_taskmanager_crash_recovers_exactly_once(stack):
         time.sleep(8)  # catch up on phase 1 and emit its watermark before late events arrive
 
     send_traffic(env, sending, pause_s=4, after_phase=crash_after_first_phase)
+    RUNS.append(traffic.oracle)
     since = run_since_ms(traffic.oracle)
     assert_exact(wait_for_outputs(env, traffic.oracle, timeout_s=240, since_ms=since))
     assert wait_for_pinot(env, traffic.oracle, since_ms=since, timeout_s=120) == {
@@ -134,7 +143,172 @@ def test_sql_client_runs_the_rendered_sql_as_is(stack, tmp_path):
     flink.wait_running(env.flink.rest_url, job_id)
     traffic = make_traffic(env, seed=7, events=5_000, ads=20, start_ms=next_start_ms(env))
     send_traffic(env, traffic, pause_s=4)
+    RUNS.append(traffic.oracle)
     assert_exact(wait_for_outputs(env, traffic.oracle, timeout_s=180, since_ms=run_since_ms(traffic.oracle)))
+
+
+# ---------------------------------------------------------------- serving: the query API on these runs
+
+API_PORT = 8061
+
+
+@pytest.fixture(scope="module")
+def api(stack):
+    proc = subprocess.Popen([sys.executable, "-m", "adagg.cli", "serve", "--port", str(API_PORT)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{API_PORT}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline and proc.poll() is None, "the query API did not start"
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _sum_by(rows, key) -> dict:
+    out: dict = {}
+    for k, row in rows:
+        into = out.setdefault(key(k, row), {m: 0 for m in MEASURES})
+        for m in MEASURES:
+            into[m] += row[m]
+    return out
+
+
+def _measures(bucket: dict) -> dict:
+    return {m: bucket[m] for m in MEASURES}
+
+
+def test_query_api_answers_equal_the_oracle(stack, api):
+    """Minute, hour and day series, top ads, campaign and advertiser summaries and late events,
+    through the HTTP API on real Pinot, against the oracle of the first (closed) run."""
+    main = RUNS[0]
+    since = run_since_ms(main)
+    until = max(k[0] for k in main.minute) + 60_000
+    by_ad = _sum_by(main.minute.items(), lambda k, r: k[1])
+    for ad in sorted(by_ad, key=lambda a: -by_ad[a]["clicks"])[:3]:
+        for grain, table, step in (("minute", main.minute, 60_000), ("hour", main.hour, 3_600_000),
+                                   ("day", main.day, 86_400_000)):
+            rows = [(k, r) for k, r in table.items() if k[1] == ad]
+            expected = _sum_by(rows, lambda k, r: k[0])
+            lo = since - since % step if grain == "minute" else min(expected)
+            hi = until + (-until) % step if grain == "minute" else max(expected) + step
+            answer = httpx.get(f"{api}/v1/ads/{ad}/metrics", params={"from": lo, "to": hi, "grain": grain}).json()
+            got = {b["window_start_ms"]: _measures(b) for b in answer["buckets"]}
+            assert got == expected, (ad, grain)
+            assert {b["tier"] for b in answer["buckets"]} == {"final"}, (ad, grain)
+        country = next(k[2] for k, _ in rows)
+        filtered = httpx.get(f"{api}/v1/ads/{ad}/metrics", params={"from": since - since % 60_000,
+                                                                  "to": until, "country": country}).json()
+        want = _sum_by([(k, r) for k, r in main.minute.items() if k[1] == ad and k[2] == country], lambda k, r: k[0])
+        assert {b["window_start_ms"]: _measures(b) for b in filtered["buckets"]} == want
+
+    lo, hi = since - since % 60_000, until
+    campaign = main.minute[next(iter(main.minute))]["campaign_id"]
+    advertiser = main.minute[next(iter(main.minute))]["advertiser_id"]
+    answer = httpx.get(f"{api}/v1/campaigns/{campaign}/summary", params={"from": lo, "to": hi}).json()
+    expected = _sum_by([(k, r) for k, r in main.minute.items() if r["campaign_id"] == campaign], lambda k, r: "all")
+    assert _measures(answer["total"]) == expected["all"] and answer["tier"] == "final"
+    answer = httpx.get(f"{api}/v1/advertisers/{advertiser}/summary", params={"from": lo, "to": hi}).json()
+    expected = _sum_by([(k, r) for k, r in main.minute.items() if r["advertiser_id"] == advertiser],
+                       lambda k, r: r["campaign_id"])
+    assert {c["campaign_id"]: _measures(c) for c in answer["by_campaign"]} == expected
+
+    late = httpx.get(f"{api}/v1/late-events", params={"from": main.stats["min_event_time_ms"], "to": hi}).json()
+    assert late["late_events"] == main.stats["late_sends"]
+
+
+def test_top_ads_over_the_newest_minutes_equal_the_oracle(stack, api):
+    """Newest windows: still open in the last run, so answered by the live tier where not final."""
+    live = {k: r for oracle in RUNS for k, r in oracle.minute_live.items()}
+    hi = max(k[0] for k in live) + 60_000
+    for minutes, country in ((3, None), (10, None), (10, "US")):
+        rows = [(k, r) for k, r in live.items() if k[0] >= hi - minutes * 60_000 and country in (None, k[2])]
+        per_ad = _sum_by(rows, lambda k, r: k[1])
+        expected = sorted(per_ad.items(), key=lambda kv: (-kv[1]["billable_clicks"], kv[0]))[:5]
+        query = {"n": 5, "minutes": minutes, **({"country": country} if country else {})}
+        answer = httpx.get(f"{api}/v1/top-ads", params=query).json()
+        assert answer["to_ms"] == hi
+        assert [(a["ad_id"], _measures(a)) for a in answer["ads"]] == expected, (minutes, country)
+
+
+def test_every_table_is_fresh_and_queryable(stack, api):
+    tables_ = httpx.get(f"{api}/v1/freshness").json()["tables"]
+    assert set(tables_) == set(TABLES)
+    assert all(t["rows"] > 0 and t["newest_ms"] for t in tables_.values()), tables_
+
+
+def test_the_readme_console_queries_run(stack):
+    """Every SQL sample of the README runs on these tables and returns rows."""
+    env = load("local")
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", text, re.S)
+    statements = [s.strip() for block in blocks for s in re.split(r"\n\s*\n|\n(?=SELECT)", re.sub(
+        r"^--.*$", "", block, flags=re.M)) if s.strip()]
+    assert len(statements) >= 6
+    for sql in statements:
+        assert query(env, sql), sql
+
+
+def test_a_corrected_row_replaces_the_old_one(stack, api):
+    """Re-emit one final minute row with a higher version and 100 more clicks: the API shows the
+    corrected value once, not both rows."""
+    from kafka import KafkaProducer
+
+    env = load("local")
+    main = RUNS[0]
+    key, row = next((k, r) for k, r in sorted(main.minute.items()) if r["clicks"] > 0)
+    corrected = {"window_start_ms": key[0], "ad_id": key[1], "country": key[2], "device_type": key[3], **row,
+                 "clicks": row["clicks"] + 100, "billable_clicks": row["billable_clicks"] + 100,
+                 "tier": "final", "version": 2, "pipeline_version": "test-correction",
+                 "computed_at_ms": int(time.time() * 1000)}
+    producer = KafkaProducer(bootstrap_servers=env.kafka.bootstrap_servers, acks="all")
+    producer.send(f"{env.outputs.prefix}ad-minute", key=json.dumps(dict(zip(
+        ("window_start_ms", "ad_id", "country", "device_type"), key))).encode(), value=json.dumps(corrected).encode())
+    producer.flush()
+    producer.close()
+    window = {"from": key[0], "to": key[0] + 60_000}
+    deadline = time.monotonic() + 90
+    while True:
+        bucket = httpx.get(f"{api}/v1/ads/{key[1]}/metrics", params={**window, "country": key[2],
+                                                                    "device_type": key[3]}).json()["buckets"]
+        if bucket and bucket[0]["clicks"] == row["clicks"] + 100:
+            break
+        assert time.monotonic() < deadline, f"the corrected row did not replace the old one: {bucket}"
+        time.sleep(1)
+    whole = httpx.get(f"{api}/v1/ads/{key[1]}/metrics", params=window).json()["buckets"][0]
+    expected = sum(r["clicks"] for k, r in main.minute.items() if k[0] == key[0] and k[1] == key[1])
+    assert whole["clicks"] == expected + 100  # replaced, not added
+
+
+def test_pinot_server_restart_loses_no_rows(stack, api):
+    before = {t: v["rows"] for t, v in httpx.get(f"{api}/v1/freshness").json()["tables"].items()}
+    stack.down(["pinot-server"], say=lambda *_: None)
+    assert httpx.get(f"{api}/v1/freshness").status_code == 503  # said clearly, not a wrong answer
+    stack.up(["pinot-server"], say=lambda *_: None)
+    deadline = time.monotonic() + 240
+    while True:
+        answer = httpx.get(f"{api}/v1/freshness")
+        after = {t: v["rows"] for t, v in answer.json()["tables"].items()} if answer.status_code == 200 else None
+        if after == before:
+            break
+        assert time.monotonic() < deadline, f"rows after the restart: {after}, before: {before}"
+        time.sleep(3)
+
+
+def test_idle_read_committed_topics_stay_queryable_and_report_their_age(stack, api):
+    """Nothing is sent any more and every output topic ends in a transaction marker: the tables
+    still answer, hold what they held, and their reported age grows."""
+    first = httpx.get(f"{api}/v1/freshness").json()["tables"]
+    time.sleep(15)
+    second = httpx.get(f"{api}/v1/freshness").json()["tables"]
+    for table in TABLES:
+        assert second[table]["rows"] == first[table]["rows"] and second[table]["newest_ms"] == first[table]["newest_ms"]
+        assert second[table]["age_s"] - first[table]["age_s"] >= 14
 
 
 def _our_processes(home: Path) -> list[int]:

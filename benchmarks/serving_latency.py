@@ -1,0 +1,272 @@
+"""Benchmark: dashboard query latency over 10 million aggregate rows, idle and while ingesting.
+
+1. Starts Kafka and Pinot (not Flink) if they are not running, with the Pinot server's heap at
+   --server-heap: the upsert table keeps every primary key on the heap (10 M keys need ~3 GB).
+   If the server runs with another heap, it is restarted; it is left running at the end.
+2. Creates two tables, bench_ad_minute and bench_ad_minute_live, from the very table configs of
+   ad_minute and ad_minute_live (pinot/), on topics of their own.
+3. Produces --rows final minute rows (2,000 ads x 10 countries x 5 devices per minute, newest
+   minutes last) and waits until Pinot holds them all.
+4. Times each dashboard query --samples times idle, then again while a producer writes new
+   minutes to both tables at --ingest-rate rows/s. The queries are serving.queries' own
+   functions, i.e. everything the API does but the HTTP framing. Each call makes several Pinot
+   queries (tier boundaries, final and live sums, freshness); the figure is the whole call.
+
+    .venv/bin/python benchmarks/serving_latency.py                 # 10,000,000 rows
+    .venv/bin/python benchmarks/serving_latency.py --rows 1000000 --samples 50
+
+Prints a table; writes reports/serving_latency.json and .svg; drops its tables and topics unless
+--keep. Holds the stack lock (~15 min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file from anywhere
+
+from adagg import paths  # noqa: E402
+from adagg.env import load, override  # noqa: E402
+from benchmarks.common import bar_chart, machine, say, stack_lock  # noqa: E402
+
+GOAL_P95_MS = 50
+ADS, COUNTRIES, DEVICES = 2000, ("US", "DE", "FR", "GB", "JP", "BR", "IN", "CA", "AU", "ZZ"), \
+    ("desktop", "mobile", "tablet", "bot", "other")
+PREFIX = "bench_"
+
+
+def start_services(server_heap: str):
+    from adagg.setup import fetch_jvm
+    from adagg.stack import Stack
+
+    fetch_jvm(say=lambda line: say("  " + line))
+    env = override(load("local"), {"stack.pinot_server.heap": server_heap})
+    stack = Stack("local", env=env)
+    pid = stack.pid("pinot-server")
+    if pid and f"-Xmx{server_heap}".encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        say(f"  restarting pinot-server with a {server_heap} heap")
+        stack.down(["pinot-server"], say=lambda line: say(line))
+    stack.up(["kafka", "pinot"], say=lambda line: say(line))
+    return env
+
+
+def bench_specs(env, run_id: str):
+    """ad_minute and ad_minute_live as rendered for this environment, renamed, on their own topics."""
+    from adagg.pinot import TableSpec, tables
+
+    out = []
+    for spec in tables(override(env, {"outputs.prefix": f"bench.{run_id}."})):
+        if spec.name in ("ad_minute", "ad_minute_live"):
+            name = PREFIX + spec.name
+            config = json.loads(json.dumps(spec.table_config).replace(f'"{spec.name}"', f'"{name}"'))
+            out.append(TableSpec(name, {**spec.schema, "schemaName": name}, config))
+    return out
+
+
+def topic_of(spec) -> str:
+    return spec.table_config["ingestionConfig"]["streamIngestionConfig"]["streamConfigMaps"][0]["stream.kafka.topic.name"]
+
+
+def rows(minute_starts, seed: int = 0):
+    """(key, value) JSON bytes for every ad x country x device of each minute."""
+    import random
+
+    rng = random.Random(seed)
+    for start in minute_starts:
+        for a in range(ADS):
+            ad = f"ad-{a:05d}"
+            campaign, advertiser = f"camp-{a // 10:04d}", f"adv-{a // 100:03d}"
+            for country in COUNTRIES:
+                for device in DEVICES:
+                    imp = rng.randint(0, 50)
+                    clk = rng.randint(0, imp // 5 + 1)
+                    key = f'{{"window_start_ms":{start},"ad_id":"{ad}","country":"{country}","device_type":"{device}"}}'
+                    value = (f'{{"window_start_ms":{start},"window_end_ms":{start + 60000},"ad_id":"{ad}",'
+                             f'"campaign_id":"{campaign}","advertiser_id":"{advertiser}","vertical":"retail",'
+                             f'"country":"{country}","device_type":"{device}","impressions":{imp},"clicks":{clk},'
+                             f'"conversions":0,"invalid_events":0,"billable_impressions":{imp},'
+                             f'"billable_clicks":{clk},"billable_conversions":0,"spend_micros":{clk * 500000},'
+                             f'"conversion_value_micros":0,"tier":"final","version":1,'
+                             f'"pipeline_version":"bench","computed_at_ms":{start + 75000}}}')
+                    yield key.encode(), value.encode()
+
+
+def produce(bootstrap: str, topic: str, records, rate: float | None = None, stop: threading.Event | None = None) -> int:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
+                         "compression.type": "lz4", "partitioner": "murmur2_random"})
+    sent, t0 = 0, time.monotonic()
+    for key, value in records:
+        if stop is not None and stop.is_set():
+            break
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        sent += 1
+        if rate and sent % 500 == 0:
+            ahead = sent / rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+        if sent % 1_000_000 == 0 and not rate:
+            say(f"  produced {sent:,} rows ({sent / (time.monotonic() - t0):,.0f}/s)")
+    producer.flush(120)
+    return sent
+
+
+def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(n, partitions, 1) for n in names]).values():
+        future.result()
+
+
+def renaming(run):
+    """The serving queries name the real tables; point them at the bench copies."""
+    def bench_run(sql: str, bound: dict) -> list[dict]:
+        return run(re.sub(r"\bFROM (ad_minute(?:_live)?)\b", rf"FROM {PREFIX}\1", sql), bound)
+    return bench_run
+
+
+def percentiles(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50_ms": round(pick(0.50), 1), "p95_ms": round(pick(0.95), 1), "p99_ms": round(pick(0.99), 1),
+            "mean_ms": round(statistics.fmean(ordered), 1), "samples": len(ordered)}
+
+
+def measure(run, samples: int, minutes_newest: int) -> dict:
+    from serving import queries
+    from serving.params import Filters
+
+    hi = minutes_newest + 60_000
+    cases = {
+        "ad X, last 60 min by minute": lambda i: queries.ad_metrics(run, f"ad-{(i * 37) % ADS:05d}", "minute",
+                                                                   hi - 3_600_000, hi, Filters()),
+        "ad X, last 60 min, country+device": lambda i: queries.ad_metrics(
+            run, f"ad-{(i * 41) % ADS:05d}", "minute", hi - 3_600_000, hi, Filters(country="US", device_type="mobile")),
+        "top 100 ads, last minute": lambda i: queries.top_ads(run, 100, 1, Filters()),
+        "top 100 ads, last minute, country=DE": lambda i: queries.top_ads(run, 100, 1, Filters(country="DE")),
+        "campaign summary, last 60 min": lambda i: queries.summary(run, "campaign", f"camp-{(i * 7) % (ADS // 10):04d}",
+                                                                 hi - 3_600_000, hi, Filters()),
+    }
+    out = {}
+    for name, call in cases.items():
+        call(0)  # warm
+        times = []
+        for i in range(samples):
+            t0 = time.perf_counter()
+            call(i)
+            times.append((time.perf_counter() - t0) * 1000)
+        out[name] = percentiles(times)
+        say(f"  {name:40} p50 {out[name]['p50_ms']:6.1f}  p95 {out[name]['p95_ms']:6.1f}  "
+            f"p99 {out[name]['p99_ms']:6.1f} ms")
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--ingest-rate", type=int, default=20_000, help="rows/s written while measuring")
+    parser.add_argument("--server-heap", default="4g")
+    parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the bench tables and topics afterwards")
+    parser.add_argument("--out", type=Path, default=paths.REPO / "reports")
+    args = parser.parse_args(argv)
+
+    from adagg.pinot import apply
+    from serving.runner import PinotRunner
+
+    run_id = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + uuid.uuid4().hex[:4]
+    host = machine()
+    per_minute = ADS * len(COUNTRIES) * len(DEVICES)
+    minutes = -(-args.rows // per_minute)
+    start = (int(time.time() * 1000) // 60_000 - minutes - 5) * 60_000
+    with stack_lock():
+        env = start_services(args.server_heap)
+        specs = bench_specs(env, run_id)
+        topics = {spec.name: topic_of(spec) for spec in specs}
+        create_topics(env.kafka.bootstrap_servers, list(topics.values()), args.partitions)
+        apply(env, specs=specs, say=lambda line: say(line))
+        run = PinotRunner(env.pinot.broker_url, timeout_s=60)
+        say(f"loading {minutes * per_minute:,} rows ({minutes} minutes x {per_minute:,} keys) ...")
+        t0 = time.monotonic()
+        loaded = produce(env.kafka.bootstrap_servers, topics[PREFIX + "ad_minute"],
+                         rows([start + m * 60_000 for m in range(minutes)]))
+        # The live table: the newest minute (what dashboards show before it closes).
+        produce(env.kafka.bootstrap_servers, topics[PREFIX + "ad_minute_live"], rows([start + minutes * 60_000], 1))
+        say(f"  produced in {time.monotonic() - t0:.0f} s; waiting for Pinot to ingest ...")
+        while True:
+            n = int(run(f"SELECT COUNT(*) AS n FROM {PREFIX}ad_minute", {})[0]["n"])
+            if n >= loaded:
+                break
+            say(f"  Pinot holds {n:,} of {loaded:,} rows")
+            time.sleep(15)
+        ingest_s = time.monotonic() - t0
+        say(f"  {n:,} rows queryable after {ingest_s:.0f} s ({n / ingest_s:,.0f} rows/s end to end)")
+        bench = renaming(run)
+        newest = start + minutes * 60_000
+        say("idle:")
+        idle = measure(bench, args.samples, newest)
+        stop = threading.Event()
+        writer = threading.Thread(target=produce, args=(
+            env.kafka.bootstrap_servers, topics[PREFIX + "ad_minute_live"],
+            rows([newest + m * 60_000 for m in range(1, 1000)], 2), args.ingest_rate, stop), daemon=True)
+        writer.start()
+        time.sleep(5)
+        say(f"while ingesting {args.ingest_rate:,} rows/s into {PREFIX}ad_minute_live:")
+        busy = measure(bench, args.samples, newest)
+        stop.set()
+        writer.join(timeout=120)
+        run.close()
+        if not args.keep:
+            drop(env, specs, env.kafka.bootstrap_servers)
+    worst = max(v["p95_ms"] for v in busy.values())
+    report = {"benchmark": "serving_latency", "run_id": run_id, "machine": host,
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "parameters": {k: v for k, v in vars(args).items() if k != "out"},
+              "rows": n, "ingest_seconds": round(ingest_s), "idle": idle, "while_ingesting": busy,
+              "goal_p95_ms": GOAL_P95_MS, "worst_p95_while_ingesting_ms": worst, "meets_goal": worst <= GOAL_P95_MS}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "serving_latency.json").write_text(json.dumps(report, indent=2) + "\n")
+    bars = {f"{name[:18]} ({tag})": (v[name]["p95_ms"], v[name]["p50_ms"])
+            for tag, v in (("idle", idle), ("busy", busy)) for name in list(v)[:3:2]}
+    (args.out / "serving_latency.svg").write_text(bar_chart(
+        bars, f"Dashboard queries over {n:,} rows", "p95 ms (tick: p50)", [f"goal p95 &#8804; {GOAL_P95_MS} ms"]))
+    say(f"worst p95 while ingesting: {worst} ms (goal <= {GOAL_P95_MS}) {'meets goal' if worst <= GOAL_P95_MS else 'ABOVE GOAL'}")
+    say(f"report: {args.out / 'serving_latency.json'}")
+    return 0
+
+
+def drop(env, specs, bootstrap: str) -> None:
+    """Remove the bench tables, schemas and topics (10 M upsert keys hold server heap)."""
+    import requests
+    from confluent_kafka.admin import AdminClient
+
+    ctl = env.pinot.controller_url.rstrip("/")
+    for spec in specs:
+        requests.delete(f"{ctl}/tables/{spec.name}", params={"type": "realtime"}, timeout=60)
+        requests.delete(f"{ctl}/schemas/{spec.name}", timeout=60)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics([topic_of(spec) for spec in specs]).values():
+        try:
+            future.result()
+        except Exception as error:  # noqa: BLE001 - cleanup is best effort; say what was left
+            say(f"  could not delete a topic: {error}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
