@@ -133,11 +133,32 @@ def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
         future.result()
 
 
-def renaming(run):
-    """The serving queries name the real tables; point them at the bench copies."""
+def renaming(run, seen: list):
+    """The serving queries name the real tables; point them at the bench copies. Remembers the
+    statements of the latest call in `seen`."""
     def bench_run(sql: str, bound: dict) -> list[dict]:
-        return run(re.sub(r"\bFROM (ad_minute(?:_live)?)\b", rf"FROM {PREFIX}\1", sql), bound)
+        sql = re.sub(r"\bFROM (ad_minute(?:_live)?)\b", rf"FROM {PREFIX}\1", sql)
+        seen.append((sql, bound))
+        return run(sql, bound)
     return bench_run
+
+
+def pinot_stats(broker_url: str, statements: list) -> list[dict]:
+    """Pinot's own cost figures for each statement: 0 entries scanned in the filter means the
+    filter was answered by an index (inverted, range or sorted), not by scanning values."""
+    import requests
+    from pinotdb.db import escape_parameter
+
+    out = []
+    for sql, bound in statements:
+        literal = re.sub(r"%\((\w+)\)s", lambda m: str(escape_parameter(bound[m[1]])), sql)
+        body = requests.post(f"{broker_url}/query/sql", json={"sql": literal}, timeout=60).json()
+        out.append({"sql": literal[:160], "timeUsedMs": body.get("timeUsedMs"),
+                    "numDocsScanned": body.get("numDocsScanned"),
+                    "numEntriesScannedInFilter": body.get("numEntriesScannedInFilter"),
+                    "numEntriesScannedPostFilter": body.get("numEntriesScannedPostFilter"),
+                    "totalDocs": body.get("totalDocs")})
+    return out
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -147,7 +168,7 @@ def percentiles(samples: list[float]) -> dict:
             "mean_ms": round(statistics.fmean(ordered), 1), "samples": len(ordered)}
 
 
-def measure(run, samples: int, minutes_newest: int) -> dict:
+def measure(run, samples: int, minutes_newest: int, seen: list | None = None, broker_url: str = "") -> dict:
     from serving import queries
     from serving.params import Filters
 
@@ -171,6 +192,11 @@ def measure(run, samples: int, minutes_newest: int) -> dict:
             call(i)
             times.append((time.perf_counter() - t0) * 1000)
         out[name] = percentiles(times)
+        if seen is not None:
+            seen.clear()
+            call(samples)
+            out[name]["pinot_queries_per_call"] = len(seen)
+            out[name]["pinot_stats"] = pinot_stats(broker_url, [q for q in seen if " WHERE " in q[0]])
         say(f"  {name:40} p50 {out[name]['p50_ms']:6.1f}  p95 {out[name]['p95_ms']:6.1f}  "
             f"p99 {out[name]['p99_ms']:6.1f} ms")
     return out
@@ -217,10 +243,11 @@ def main(argv=None) -> int:
             time.sleep(15)
         ingest_s = time.monotonic() - t0
         say(f"  {n:,} rows queryable after {ingest_s:.0f} s ({n / ingest_s:,.0f} rows/s end to end)")
-        bench = renaming(run)
+        seen: list = []
+        bench = renaming(run, seen)
         newest = start + minutes * 60_000
         say("idle:")
-        idle = measure(bench, args.samples, newest)
+        idle = measure(bench, args.samples, newest, seen, env.pinot.broker_url)
         stop = threading.Event()
         writer = threading.Thread(target=produce, args=(
             env.kafka.bootstrap_servers, topics[PREFIX + "ad_minute_live"],

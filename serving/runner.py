@@ -1,33 +1,43 @@
-"""Running SQL on the Pinot broker with bound parameters, over one keep-alive HTTP session."""
+"""Running SQL on the Pinot broker with bound parameters, over one keep-alive HTTP session.
+
+Parameters are bound with pinotdb's own escaping (strings quoted, quotes doubled). The broker's
+JSON answer is read directly rather than through a DB-API cursor, because a cursor hides what
+tells a wrong answer from a right one: with the servers of a table down, the broker answers
+"no rows" without any error, only `numServersQueried: 0`. That is refused here, not served.
+"""
 
 from __future__ import annotations
 
 import httpx
-from pinotdb import connect
-from pinotdb import exceptions as pinot_errors
+from pinotdb.db import apply_parameters
 
 
 class PinotUnavailable(RuntimeError):
-    """The broker did not answer, or answered with an error: the API says 503."""
+    """The broker did not answer, answered with an error, or no server answered: the API says 503."""
 
 
 class PinotRunner:
     def __init__(self, broker_url: str, timeout_s: float = 10.0):
-        scheme, _, address = broker_url.rstrip("/").partition("://")
-        host, _, port = address.partition(":")
+        self.url = broker_url.rstrip("/") + "/query/sql"
         self.session = httpx.Client(timeout=timeout_s)
-        self.connection = connect(host=host, port=int(port or 8099), path="/query/sql", scheme=scheme or "http",
-                                  session=self.session)
 
     def __call__(self, sql: str, params: dict) -> list[dict]:
-        """Rows as dicts. Values are bound by pinotdb (strings quoted and escaped)."""
+        """Rows as dicts."""
+        statement = apply_parameters(sql, params) if params else sql
         try:
-            cursor = self.connection.cursor()
-            cursor.execute(sql, params)
-            columns = [d[0] for d in cursor.description or []]
-            return [dict(zip(columns, row)) for row in cursor.fetchall()]
-        except (pinot_errors.Error, httpx.HTTPError) as error:
-            raise PinotUnavailable(f"Pinot query failed: {str(error)[:300]}") from None
+            response = self.session.post(self.url, json={"sql": statement})
+            response.raise_for_status()
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise PinotUnavailable(f"Pinot broker: {str(error)[:300] or type(error).__name__}") from None
+        if body.get("exceptions"):
+            raise PinotUnavailable(f"Pinot: {body['exceptions'][0].get('message', '')[:300]}")
+        queried, responded = body.get("numServersQueried", 0), body.get("numServersResponded", 0)
+        if queried == 0 or responded < queried or "resultTable" not in body:
+            raise PinotUnavailable(f"Pinot: {responded} of {queried} servers answered; the answer would be incomplete")
+        table = body["resultTable"]
+        columns = table["dataSchema"]["columnNames"]
+        return [dict(zip(columns, row)) for row in table["rows"]]
 
     def close(self) -> None:
         self.session.close()

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import requests
 
 from adagg import flink
 from adagg.demo import make_traffic, next_start_ms, run_since_ms, wait_for_pinot
 from adagg.env import load
 from adagg.kafka_io import ensure_topics, send_traffic
 from adagg.paths import REPO
-from adagg.pinot import apply, query, tables
+from adagg.pinot import PinotError, TableSpec, apply, query, tables
 from adagg.stack import MARKER, port_open
 from adagg.traffic import Traffic
 from adagg.verify import wait_for_outputs
@@ -45,6 +46,15 @@ def test_pinot_apply_is_idempotent(stack):
     assert apply(env) == [f"create {kind} {spec.name}" for spec in tables(env) for kind in ("schema", "table")]
     assert len(tables(env)) == 9 and apply(env) == []
     assert apply(env, dry_run=True) == []
+    # A config Pinot refuses: its own validation message comes through, and nothing is half-applied.
+    spec = next(t for t in tables(env) if t.name == "ad_hour")
+    broken = TableSpec("ad_hour_broken", {**spec.schema, "schemaName": "ad_hour_broken"},
+                       {**spec.table_config, "tableName": "ad_hour_broken",
+                        "segmentsConfig": {**spec.table_config["segmentsConfig"], "schemaName": "ad_hour_broken",
+                                           "timeColumnName": "no_such_column"}})
+    with pytest.raises(PinotError, match="Pinot refused to create table ad_hour_broken: .*no_such_column"):
+        apply(env, specs=[broken], say=lambda *_: None)
+    requests.delete(f"{env.pinot.controller_url}/schemas/ad_hour_broken", timeout=30)
 
 
 def assert_exact(results) -> None:
