@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from serving import params, queries
 from serving.params import BadParameter, Filters
-from serving.runner import PinotRunner, PinotUnavailable
+from serving.runner import BoundaryCache, PinotRunner, PinotUnavailable
 
 log = logging.getLogger("adagg.serving")
 
@@ -32,8 +32,9 @@ def _filters(country, device_type, campaign_id, advertiser_id) -> Filters:
 
 
 def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
-    """`run(sql, params) -> rows` defaults to a PinotRunner on broker_url."""
-    run = run or PinotRunner(broker_url)
+    """`run(sql, params) -> rows` defaults to a PinotRunner on broker_url, its whole-table
+    statements (tier boundaries, freshness) shared across requests for a second."""
+    run = run or BoundaryCache(PinotRunner(broker_url), ttl_s=1.0)
     app = FastAPI(title="adagg query API", version="1", description=(
         "Ad metrics from Apache Pinot for dashboards and reports. " + TIER_RULE +
         " Times are epoch milliseconds (or ISO 8601 in parameters), UTC; money is in micros."))

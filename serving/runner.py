@@ -41,3 +41,31 @@ class PinotRunner:
 
     def close(self) -> None:
         self.session.close()
+
+
+class BoundaryCache:
+    """Shares the answers of the whole-table statements (newest window and row count per table:
+    the tier boundaries and freshness) across requests for `ttl_s`. On an upsert table of
+    millions of rows those scan every valid row, while a dashboard query itself reads a few
+    thousand through the indexes. Answers therefore show boundaries and freshness up to ttl_s old."""
+
+    def __init__(self, run, ttl_s: float = 1.0, clock=None):
+        import threading
+        import time
+
+        self.run, self.ttl_s, self.clock = run, ttl_s, clock or time.monotonic
+        self.lock = threading.Lock()
+        self.cache: dict[str, tuple[float, list[dict]]] = {}
+
+    def __call__(self, sql: str, params: dict) -> list[dict]:
+        if params or not sql.startswith("SELECT MAX("):
+            return self.run(sql, params)
+        now = self.clock()
+        with self.lock:
+            hit = self.cache.get(sql)
+        if hit and now - hit[0] < self.ttl_s:
+            return hit[1]
+        rows = self.run(sql, params)
+        with self.lock:
+            self.cache[sql] = (now, rows)
+        return rows

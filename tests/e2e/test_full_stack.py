@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -61,6 +62,17 @@ def assert_exact(results) -> None:
     assert [r.summary() for r in results if not r.exact] == []
 
 
+def check_run(env, oracle, pinot: bool = True) -> None:
+    """Every output of one run since its start, and Pinot's ad_minute, equal the run's oracle.
+    The run is kept for the serving tests."""
+    RUNS.append(oracle)
+    since = run_since_ms(oracle)
+    assert_exact(wait_for_outputs(env, oracle, timeout_s=240, since_ms=since))
+    if pinot:
+        assert wait_for_pinot(env, oracle, since_ms=since, timeout_s=120) == {
+            k: v for k, v in oracle.minute.items() if k[0] >= since}
+
+
 def test_every_output_equals_the_oracle_exactly(stack):
     """Duplicates, billing repeats, bots, blocked IPs, out-of-order and late events, a hot ad and
     v1 + v2 events; the last fence passes midnight, so hour and day windows close too."""
@@ -90,11 +102,7 @@ def test_through_the_collector_every_output_is_exact(stack):
     wait_ready(url)
     traffic = make_traffic(env, seed=31, events=10_000, ads=30, start_ms=next_start_ms(env))
     send_traffic(env, traffic, pause_s=4, collector_url=url)
-    RUNS.append(traffic.oracle)
-    since = run_since_ms(traffic.oracle)
-    assert_exact(wait_for_outputs(env, traffic.oracle, timeout_s=240, since_ms=since))
-    assert wait_for_pinot(env, traffic.oracle, since_ms=since, timeout_s=120) == {
-        k: v for k, v in traffic.oracle.minute.items() if k[0] >= since}
+    check_run(env, traffic.oracle)
     metrics = httpx.get(f"{url}/metrics").text
     accepted = re.search(r'^adagg_collector_events_accepted_total\{endpoint="events"\} (\S+)$', metrics, re.M)
     assert accepted and float(accepted[1]) >= traffic.oracle.stats["sends"]
@@ -133,11 +141,7 @@ def test_taskmanager_crash_recovers_exactly_once(stack):
         time.sleep(8)  # catch up on phase 1 and emit its watermark before late events arrive
 
     send_traffic(env, sending, pause_s=4, after_phase=crash_after_first_phase)
-    RUNS.append(traffic.oracle)
-    since = run_since_ms(traffic.oracle)
-    assert_exact(wait_for_outputs(env, traffic.oracle, timeout_s=240, since_ms=since))
-    assert wait_for_pinot(env, traffic.oracle, since_ms=since, timeout_s=120) == {
-        k: v for k, v in traffic.oracle.minute.items() if k[0] >= since}
+    check_run(env, traffic.oracle)
 
 
 def test_sql_client_runs_the_rendered_sql_as_is(stack, tmp_path):
@@ -153,8 +157,7 @@ def test_sql_client_runs_the_rendered_sql_as_is(stack, tmp_path):
     flink.wait_running(env.flink.rest_url, job_id)
     traffic = make_traffic(env, seed=7, events=5_000, ads=20, start_ms=next_start_ms(env))
     send_traffic(env, traffic, pause_s=4)
-    RUNS.append(traffic.oracle)
-    assert_exact(wait_for_outputs(env, traffic.oracle, timeout_s=180, since_ms=run_since_ms(traffic.oracle)))
+    check_run(env, traffic.oracle, pinot=False)
 
 
 # ---------------------------------------------------------------- serving: the query API on these runs
@@ -250,6 +253,23 @@ def test_every_table_is_fresh_and_queryable(stack, api):
     tables_ = httpx.get(f"{api}/v1/freshness").json()["tables"]
     assert set(tables_) == set(TABLES)
     assert all(t["rows"] > 0 and t["newest_ms"] for t in tables_.values()), tables_
+
+
+def test_injection_attempts_on_the_real_stack_are_refused_and_harmless(stack, api):
+    before = httpx.get(f"{api}/v1/freshness").json()["tables"]
+    attempts = ["x' OR '1'='1", "x'; DROP TABLE ad_minute; --", "*", "ad-0001' UNION SELECT 1 --"]
+    main = RUNS[0]
+    window = {"from": run_since_ms(main) - run_since_ms(main) % 60_000, "to": max(k[0] for k in main.minute)}
+    for value in attempts:
+        for path, query_ in (("/v1/ads/ad-0001/metrics", {**window, "country": value}),
+                             ("/v1/ads/ad-0001/metrics", {**window, "campaign_id": value}),
+                             ("/v1/top-ads", {"device_type": value}), ("/v1/top-ads", {"n": value}),
+                             ("/v1/late-events", {**window, "ad_id": value}),
+                             (f"/v1/campaigns/{quote(value, safe='')}/summary", window)):
+            response = httpx.get(f"{api}{path}", params=query_)
+            assert response.status_code in (400, 404) and "Traceback" not in response.text, (path, value)
+    after = httpx.get(f"{api}/v1/freshness").json()["tables"]
+    assert {t: v["rows"] for t, v in after.items()} == {t: v["rows"] for t, v in before.items()}
 
 
 def test_the_readme_console_queries_run(stack):
