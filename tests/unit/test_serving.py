@@ -195,3 +195,21 @@ def test_pinot_failures_are_503_and_openapi_is_served():
     spec = TestClient(create_app(run=MemoryPinot({}))).get("/openapi.json").json()
     assert {"/v1/ads/{ad_id}/metrics", "/v1/top-ads", "/v1/campaigns/{campaign_id}/summary",
             "/v1/advertisers/{advertiser_id}/summary", "/v1/late-events", "/v1/freshness"} <= set(spec["paths"])
+
+
+def test_boundary_cache_shares_whole_table_statements_for_its_ttl():
+    from serving.runner import BoundaryCache
+
+    calls, now = [], [0.0]
+
+    def run(sql, bound):
+        calls.append(sql)
+        return [{"newest": len(calls), "n": 1}]
+    cached = BoundaryCache(run, ttl_s=1.0, clock=lambda: now[0])
+    newest_sql = "SELECT MAX(window_start_ms) AS newest, COUNT(*) AS n FROM ad_minute"
+    assert cached(newest_sql, {}) == cached(newest_sql, {}) and len(calls) == 1
+    cached("SELECT ad_id, SUM(clicks) FROM ad_minute WHERE ad_id = %(ad_id)s", {"ad_id": "a"})
+    cached("SELECT ad_id, SUM(clicks) FROM ad_minute WHERE ad_id = %(ad_id)s", {"ad_id": "a"})
+    assert len(calls) == 3  # filtered statements are never shared
+    now[0] = 1.5
+    assert cached(newest_sql, {})[0]["newest"] == 4  # expired: asked again
