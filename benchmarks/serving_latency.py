@@ -234,6 +234,7 @@ def main(argv=None) -> int:
     with stack_lock():
         env = start_services(args.server_heap)
         specs = bench_specs(env, run_id)
+        drop_tables(env, specs)  # a previous run's, if it was interrupted
         topics = {spec.name: topic_of(spec) for spec in specs}
         create_topics(env.kafka.bootstrap_servers, list(topics.values()), args.partitions)
         apply(env, specs=specs, say=lambda line: say(line))
@@ -289,15 +290,20 @@ def main(argv=None) -> int:
     return 0
 
 
-def drop(env, specs, bootstrap: str) -> None:
-    """Remove the bench tables, schemas and topics (10 M upsert keys hold server heap)."""
+def drop_tables(env, specs) -> None:
     import requests
-    from confluent_kafka.admin import AdminClient
 
     ctl = env.pinot.controller_url.rstrip("/")
     for spec in specs:
-        requests.delete(f"{ctl}/tables/{spec.name}", params={"type": "realtime"}, timeout=60)
+        requests.delete(f"{ctl}/tables/{spec.name}", params={"type": "realtime"}, timeout=120)
         requests.delete(f"{ctl}/schemas/{spec.name}", timeout=60)
+
+
+def drop(env, specs, bootstrap: str) -> None:
+    """Remove the bench tables, schemas and topics (10 M upsert keys hold server heap)."""
+    from confluent_kafka.admin import AdminClient
+
+    drop_tables(env, specs)
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.delete_topics([topic_of(spec) for spec in specs]).values():
         try:
