@@ -46,16 +46,22 @@ def once(run: Run) -> Run:
     return cached
 
 
+def _table_stats(run: Run, table: str) -> tuple[int, int | None]:
+    """(rows, newest time-column value or None when empty): both the tier boundary and freshness."""
+    rows = run(f"SELECT MAX({TIME_COLUMN.get(table, 'window_start_ms')}) AS newest, COUNT(*) AS n FROM {table}", {})
+    n = int(rows[0]["n"]) if rows else 0
+    return n, int(rows[0]["newest"]) if n else None
+
+
 def newest(run: Run, table: str) -> int | None:
     """The newest time-column value a table holds (None when empty)."""
-    rows = run(_newest_sql(table), {})
-    if not rows or not rows[0]["n"]:
-        return None
-    return int(rows[0]["newest"])
+    return _table_stats(run, table)[1]
 
 
-def _newest_sql(table: str) -> str:
-    return f"SELECT MAX({TIME_COLUMN.get(table, 'window_start_ms')}) AS newest, COUNT(*) AS n FROM {table}"
+def closed_until(run: Run, table: str, step_ms: int) -> int | None:
+    """The exclusive end of the windows the final table `table` has closed (None: none yet)."""
+    closed = newest(run, table)
+    return None if closed is None else closed + step_ms
 
 
 def _sums(run: Run, table: str, group_by: tuple[str, ...], keys: dict[str, str], filters: Filters,
@@ -114,11 +120,8 @@ def freshness(run: Run, tables: tuple[str, ...] = TABLES, now_ms: int | None = N
     now_ms = now_ms or int(time.time() * 1000)
     out = {}
     for table in tables:
-        column = TIME_COLUMN.get(table, "window_start_ms")
-        rows = run(_newest_sql(table), {})
-        n = int(rows[0]["n"]) if rows else 0
-        newest_ms = int(rows[0]["newest"]) if n else None
-        out[table] = {"rows": n, "newest_ms": newest_ms, "time_column": column,
+        n, newest_ms = _table_stats(run, table)
+        out[table] = {"rows": n, "newest_ms": newest_ms, "time_column": TIME_COLUMN.get(table, "window_start_ms"),
                       "age_s": round((now_ms - newest_ms) / 1000, 1) if newest_ms is not None else None}
     return out
 
@@ -127,8 +130,7 @@ def ad_metrics(run: Run, ad_id: str, grain: str, lo: int, hi: int, filters: Filt
     """One ad's measures per minute, hour or day bucket over [lo, hi)."""
     run = once(run)
     step = GRAINS[grain]
-    minute_closed = newest(run, MINUTE_FINAL)
-    minute_closed_until = None if minute_closed is None else minute_closed + MINUTE_MS
+    minute_closed_until = closed_until(run, MINUTE_FINAL, MINUTE_MS)
     buckets: dict[int, tuple[dict, set]] = {}
     if grain == "minute":
         for (start,), value in minutes(run, ("window_start_ms",), {"ad_id": ad_id}, filters, lo, hi,
@@ -136,8 +138,8 @@ def ad_metrics(run: Run, ad_id: str, grain: str, lo: int, hi: int, filters: Filt
             buckets[int(start)] = value
     else:
         table = FINAL_BY_GRAIN[grain]
-        closed = newest(run, table)
-        open_from = lo if closed is None else max(lo, min(hi, closed + step))
+        table_closed_until = closed_until(run, table, step)
+        open_from = lo if table_closed_until is None else max(lo, min(hi, table_closed_until))
         for row in _sums(run, table, ("window_start_ms",), {"ad_id": ad_id}, filters, lo, open_from):
             buckets[int(row["window_start_ms"])] = ({m: row[m] for m in MEASURES}, {"final"})
         for (start,), (measures, tiers) in minutes(run, ("window_start_ms",), {"ad_id": ad_id}, filters, open_from,
@@ -168,7 +170,7 @@ def top_ads(run: Run, n: int, last_minutes: int, filters: Filters) -> dict:
                 "freshness": freshness(run, (MINUTE_FINAL, MINUTE_LIVE))}
     hi = max(ends) + MINUTE_MS
     lo = hi - last_minutes * MINUTE_MS
-    groups = minutes(run, ("ad_id",), {}, filters, lo, hi, None if closed is None else closed + MINUTE_MS)
+    groups = minutes(run, ("ad_id",), {}, filters, lo, hi, closed_until(run, MINUTE_FINAL, MINUTE_MS))
     ranked = sorted(groups.items(), key=lambda kv: (-kv[1][0]["billable_clicks"], kv[0][0]))[:n]
     used = set().union(*(t for _, t in groups.values())) if groups else set()
     return {"n": n, "last_minutes": last_minutes, "from_ms": lo, "to_ms": hi, "filters": filters.items(),
@@ -182,8 +184,7 @@ def summary(run: Run, level: str, key: str, lo: int, hi: int, filters: Filters) 
     """Totals of a campaign (broken down by ad) or an advertiser (by campaign) over [lo, hi)."""
     run = once(run)
     column, child = {"campaign": ("campaign_id", "ad_id"), "advertiser": ("advertiser_id", "campaign_id")}[level]
-    closed = newest(run, MINUTE_FINAL)
-    groups = minutes(run, (child,), {column: key}, filters, lo, hi, None if closed is None else closed + MINUTE_MS)
+    groups = minutes(run, (child,), {column: key}, filters, lo, hi, closed_until(run, MINUTE_FINAL, MINUTE_MS))
     total: dict = {m: 0 for m in MEASURES}
     for measures, _ in groups.values():
         _add(total, measures)
