@@ -48,10 +48,9 @@ def finish(event: Any, raw: bytes | None, req: Request, settings: Settings) -> R
         return Rejection("event_type_not_allowed",
                          f"key {req.source.name!r} may not send {event.event_type} events "
                          f"(allowed: {sorted(req.source.event_types)})")
-    now = req.received_at_ms
-    if not now - settings.max_past_ms <= event.event_time <= now + settings.max_future_ms:
-        return validation.check_time(event, now, settings.max_past_ms, settings.max_future_ms)
-    if problem := validation.check_ips(event):
+    problem = (validation.check_time(event, req.received_at_ms, settings.max_past_ms, settings.max_future_ms)
+               or validation.check_ips(event))
+    if problem:
         return problem
     fill = {}
     if event.event_id is UNSET:

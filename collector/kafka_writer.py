@@ -38,11 +38,16 @@ class _Batch:
             self.failed_values[msg.value()] = err.str()
         self.remaining -= 1
         if not self.remaining:
-            self.settle(0)
+            self._complete()
 
     def settle(self, count: int) -> None:
+        """Count records that will never report (they were not produced)."""
         self.remaining -= count
-        if self.remaining == 0 and not self.future.done():
+        if not self.remaining:
+            self._complete()
+
+    def _complete(self) -> None:
+        if not self.future.done():
             if _on_loop_thread(self.loop):
                 self.future.set_result(None)
             else:  # reports served by close()'s flush on another thread
