@@ -129,10 +129,10 @@ class Collector:
         return b"".join(chunks), False
 
     def _limit(self, key: ApiKey, events: int) -> None:
-        if events > self.limiter.buckets[key.name].burst:
-            raise _Refused(413, "too_many_events", f"{events} events in one request; key {key.name!r} may send "
-                           f"at most {self.limiter.buckets[key.name].burst} at once per collector process")
         wait = self.limiter.retry_after(key.name, events)
+        if wait is None:
+            raise _Refused(413, "too_many_events", f"{events} events in one request; key {key.name!r} may send "
+                           f"at most {self.limiter.burst(key.name)} at once per collector process")
         if wait:
             raise _Refused(429, "rate_limited", f"key {key.name!r} is over its rate of "
                            f"{key.rate_per_second:g} events/s per collector process; retry in {wait} s",

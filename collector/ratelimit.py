@@ -29,7 +29,13 @@ class RateLimiter:
     def __init__(self, keys, clock=time.monotonic):
         self.buckets = {k.name: TokenBucket(k.rate_per_second, k.burst, clock) for k in keys}
 
-    def retry_after(self, key_name: str, events: int) -> int:
-        """0 if the key may send `events` now, else whole seconds to wait (for Retry-After)."""
+    def retry_after(self, key_name: str, events: int) -> int | None:
+        """0 if the key may send `events` now, else whole seconds to wait (for Retry-After), or
+        None when `events` is more than the key's burst: that request can never pass."""
         wait = self.buckets[key_name].take(events)
+        if wait == math.inf:
+            return None
         return 0 if wait == 0 else max(1, math.ceil(min(wait, 3600)))
+
+    def burst(self, key_name: str) -> int:
+        return self.buckets[key_name].burst

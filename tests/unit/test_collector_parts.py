@@ -176,3 +176,4 @@ def test_rate_limiter_answers_whole_seconds(settings):
     now[0] = 1.0
     assert limiter.retry_after("local-slow", 5) == 0
     assert limiter.retry_after("local-sdk", 5000) == 0
+    assert limiter.retry_after("local-slow", 11) is None and limiter.burst("local-slow") == 10  # over the burst
