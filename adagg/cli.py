@@ -143,30 +143,27 @@ def cmd_query(args) -> None:
     """The query API's queries from the command line; JSON out, the same as the API answers."""
     import json
 
-    from serving import params, queries
+    from serving import answers
+    from serving.params import Filters
     from serving.runner import PinotRunner
 
     env = envs.load(args.env)
     run = PinotRunner(env.pinot.broker_url)
-    filters = params.Filters.of(args.country, args.device_type, args.campaign_id, args.advertiser_id)
     try:
         if args.what == "top":
-            answer = queries.top_ads(run, params.bounded_int("--n", args.n, 1, params.MAX_TOP_N),
-                                     params.bounded_int("--minutes", args.minutes, 1, params.MAX_MINUTES), filters)
+            answer = answers.top_ads(run, args.n, args.minutes,
+                                     Filters.of(args.country, args.device_type, args.campaign_id, args.advertiser_id))
         elif args.what == "metrics":
-            step = params.grain(args.grain)
-            lo, hi = params.time_range(args.start, args.end, step)
-            answer = queries.ad_metrics(run, params.ident("--ad", args.ad, required=True), args.grain, lo, hi, filters)
+            answer = answers.ad_metrics(run, args.ad, args.start, args.end, args.grain,
+                                        Filters.of(args.country, args.device_type, args.campaign_id, args.advertiser_id))
         elif args.what in ("campaign", "advertiser"):
-            lo, hi = params.time_range(args.start, args.end, params.GRAINS["minute"])
-            key = params.ident(f"--{args.what}", args.campaign_id if args.what == "campaign" else args.advertiser_id,
-                               required=True)
-            answer = queries.summary(run, args.what, key, lo, hi, params.Filters.of(args.country, args.device_type))
+            key = args.campaign_id if args.what == "campaign" else args.advertiser_id
+            answer = answers.summary(run, args.what, key, args.start, args.end,
+                                     Filters.of(args.country, args.device_type))
         elif args.what == "late":
-            answer = queries.late_events(run, params.time_ms("--from", args.start), params.time_ms("--to", args.end),
-                                         params.ident("--ad", args.ad))
+            answer = answers.late_events(run, args.start, args.end, args.ad)
         else:
-            answer = {"tables": queries.freshness(run)}
+            answer = answers.freshness(run)
     finally:
         run.close()
     print(json.dumps(answer, indent=2))

@@ -13,22 +13,15 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from serving import params, queries
+from serving import answers, params
+from serving.answers import TIER_RULE
 from serving.params import BadParameter, Filters
 from serving.runner import BoundaryCache, PinotRunner, PinotUnavailable
 
 log = logging.getLogger("adagg.serving")
 
-TIER_RULE = ("Closed windows (at or before the newest window of the final table of that grain) come from the "
-             "final tier; open ones from the live tier; an open hour or day sums its minutes. Each bucket names "
-             "its tier.")
-
 _FILTER_DOC = {"country": "ISO 3166 alpha-2 (ZZ: unknown)", "device_type": ", ".join(params.DEVICE_TYPES),
                "campaign_id": "a campaign id", "advertiser_id": "an advertiser id"}
-
-
-def _filters(country, device_type, campaign_id, advertiser_id) -> Filters:
-    return Filters.of(country, device_type, campaign_id, advertiser_id)
 
 
 def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
@@ -76,11 +69,8 @@ def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
         campaign_id: str | None = Query(None, description=_FILTER_DOC["campaign_id"]),
         advertiser_id: str | None = Query(None, description=_FILTER_DOC["advertiser_id"]),
     ) -> dict:
-        step = params.grain(grain)
-        lo, hi = params.time_range(start, end, step)
-        return {**queries.ad_metrics(run, params.ident("ad_id", ad_id, required=True), grain, lo, hi,
-                                     _filters(country, device_type, campaign_id, advertiser_id)),
-                "tier_rule": TIER_RULE}
+        return answers.ad_metrics(run, ad_id, start, end, grain,
+                                  Filters.of(country, device_type, campaign_id, advertiser_id))
 
     @app.get("/v1/top-ads", summary="The top N ads by billable clicks over the last M minutes of event time")
     def top_ads(
@@ -91,16 +81,7 @@ def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
         campaign_id: str | None = Query(None, description=_FILTER_DOC["campaign_id"]),
         advertiser_id: str | None = Query(None, description=_FILTER_DOC["advertiser_id"]),
     ) -> dict:
-        return {**queries.top_ads(run, params.bounded_int("n", n, 1, params.MAX_TOP_N),
-                                  params.bounded_int("minutes", minutes, 1, params.MAX_MINUTES),
-                                  _filters(country, device_type, campaign_id, advertiser_id)),
-                "tier_rule": TIER_RULE}
-
-    def _summary(level: str, key: str, start: str, end: str, country, device_type) -> dict:
-        lo, hi = params.time_range(start, end, params.GRAINS["minute"])
-        return {**queries.summary(run, level, params.ident(f"{level}_id", key, required=True), lo, hi,
-                                  _filters(country, device_type, None, None)),
-                "tier_rule": TIER_RULE}
+        return answers.top_ads(run, n, minutes, Filters.of(country, device_type, campaign_id, advertiser_id))
 
     @app.get("/v1/campaigns/{campaign_id}/summary", summary="A campaign's totals, by ad")
     def campaign_summary(
@@ -108,7 +89,7 @@ def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
         country: str | None = Query(None, description=_FILTER_DOC["country"]),
         device_type: str | None = Query(None, description=_FILTER_DOC["device_type"]),
     ) -> dict:
-        return _summary("campaign", campaign_id, start, end, country, device_type)
+        return answers.summary(run, "campaign", campaign_id, start, end, Filters.of(country, device_type))
 
     @app.get("/v1/advertisers/{advertiser_id}/summary", summary="An advertiser's totals, by campaign")
     def advertiser_summary(
@@ -116,18 +97,15 @@ def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
         country: str | None = Query(None, description=_FILTER_DOC["country"]),
         device_type: str | None = Query(None, description=_FILTER_DOC["device_type"]),
     ) -> dict:
-        return _summary("advertiser", advertiser_id, start, end, country, device_type)
+        return answers.summary(run, "advertiser", advertiser_id, start, end, Filters.of(country, device_type))
 
     @app.get("/v1/late-events", summary="Late event deliveries by event time, per event type")
     def late_events(start: str = Query(alias="from"), end: str = Query(alias="to"),
                     ad_id: str | None = Query(None)) -> dict:
-        lo, hi = params.time_ms("from", start), params.time_ms("to", end)
-        if hi <= lo:
-            raise BadParameter("to must be after from")
-        return queries.late_events(run, lo, hi, params.ident("ad_id", ad_id))
+        return answers.late_events(run, start, end, ad_id)
 
     @app.get("/v1/freshness", summary="Per table: rows, newest event time visible, and its age")
     def freshness() -> dict:
-        return {"tables": queries.freshness(run)}
+        return answers.freshness(run)
 
     return app
