@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
 
 from adagg import paths  # noqa: E402
 from adagg.env import load  # noqa: E402
-from benchmarks.common import bar_chart, kafka_up, machine, say, stack_lock  # noqa: E402
+from benchmarks.common import bar_chart, create_topics, delete_topics, kafka_up, machine, say, stack_lock  # noqa: E402
 
 GOAL = 0.5
 PORT = 8079  # not the stack collector's port: the benchmark runs its own
@@ -61,25 +61,6 @@ def events(count: int, seed: int) -> list[tuple[bytes, bytes]]:
                 seen.add(send.value)
                 out.append((send.key, send.value))
     return out
-
-
-def create_topics(bootstrap: str, names: list[str]) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(n, 3, 1) for n in names]).values():
-        future.result()
-
-
-def delete_topics(bootstrap: str, names: list[str]) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until every future resolves
-    for future in admin.delete_topics(names).values():
-        try:
-            future.result()
-        except Exception as error:  # noqa: BLE001 - cleanup is best effort; say what was left
-            say(f"  could not delete a topic: {error}")
 
 
 def topic_records(bootstrap: str, topic: str) -> int:
@@ -226,7 +207,7 @@ def main(argv=None) -> int:
     results: dict = {}
     with stack_lock():
         kafka_up()
-        create_topics(bootstrap, [*topics.values(), collector_topic, f"bench.{run_id}.dlq"])
+        create_topics(bootstrap, [*topics.values(), collector_topic, f"bench.{run_id}.dlq"], partitions=3)
         try:
             say("bare producer loop, kafka-python ...")
             results["bare_kafka_python"] = bare_kafka_python(bootstrap, topics["bare-kafka-python"],

@@ -75,6 +75,25 @@ def kafka_up() -> bool:
 
 
 
+def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(n, partitions, 1) for n in names]).values():
+        future.result()
+
+
+def delete_topics(bootstrap: str, names: list[str]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until every future resolves
+    for future in admin.delete_topics(names).values():
+        try:
+            future.result()
+        except Exception as error:  # noqa: BLE001 - cleanup is best effort; say what was left
+            say(f"  could not delete a topic: {error}")
+
+
 def bar_chart(bars: dict[str, tuple[float, float | None]], title: str, y_label: str, notes: list[str],
               colours: dict[str, str] | None = None) -> str:
     """A bar chart as plain SVG: bars maps a label to (value, optional second value drawn as a dashed tick)."""

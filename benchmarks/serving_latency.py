@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
 
 from adagg import paths  # noqa: E402
 from adagg.env import load, override  # noqa: E402
-from benchmarks.common import bar_chart, machine, say, stack_lock  # noqa: E402
+from benchmarks.common import bar_chart, create_topics, delete_topics, machine, say, stack_lock  # noqa: E402
 
 GOAL_P95_MS = 50
 ADS, COUNTRIES, DEVICES = 2000, ("US", "DE", "FR", "GB", "JP", "BR", "IN", "CA", "AU", "ZZ"), \
@@ -124,14 +124,6 @@ def produce(bootstrap: str, topic: str, records, rate: float | None = None, stop
             say(f"  produced {sent:,} rows ({sent / (time.monotonic() - t0):,.0f}/s)")
     producer.flush(120)
     return sent
-
-
-def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(n, partitions, 1) for n in names]).values():
-        future.result()
 
 
 def renaming(run, seen: list):
@@ -301,15 +293,8 @@ def drop_tables(env, specs) -> None:
 
 def drop(env, specs, bootstrap: str) -> None:
     """Remove the bench tables, schemas and topics (10 M upsert keys hold server heap)."""
-    from confluent_kafka.admin import AdminClient
-
     drop_tables(env, specs)
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.delete_topics([topic_of(spec) for spec in specs]).values():
-        try:
-            future.result()
-        except Exception as error:  # noqa: BLE001 - cleanup is best effort; say what was left
-            say(f"  could not delete a topic: {error}")
+    delete_topics(bootstrap, [topic_of(spec) for spec in specs])
 
 
 if __name__ == "__main__":
