@@ -248,11 +248,11 @@ class Collector:
         outcome = from_object(event, req, self.settings, strict=False)
         raw = str(request.url.query).encode()
         response = await self._write(req, [raw], [outcome])
-        if response.status_code == 200 and isinstance(outcome, Record):
-            return Response(GIF, media_type="image/gif", headers={"Cache-Control": "no-store"})
+        if response.status_code != 200:
+            return response  # not written (the event, or its dead letter): 503, retry later
         if isinstance(outcome, Rejection):
             return _reply(400, {"error": outcome.reason, "message": outcome.message})
-        return response
+        return Response(GIF, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
     async def healthz(self, _request: HttpRequest) -> Response:
         return _reply(200, {"status": "ok", "collector_id": self.settings.collector_id})

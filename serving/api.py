@@ -6,6 +6,7 @@ parameters get 400 with a message naming the parameter; a Pinot failure gets 503
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 
@@ -26,9 +27,19 @@ _FILTER_DOC = {"country": "ISO 3166 alpha-2 (ZZ: unknown)", "device_type": ", ".
 
 def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
     """`run(sql, params) -> rows` defaults to a PinotRunner on broker_url, its whole-table
-    statements (tier boundaries, freshness) shared across requests for a second."""
-    run = run or BoundaryCache(PinotRunner(broker_url), ttl_s=1.0)
-    app = FastAPI(title="adagg query API", version="1", description=(
+    statements (tier boundaries, freshness) kept fresh in the background, every second
+    (serving.runner.BoundaryCache), so that requests do not wait for them."""
+    own = run is None
+    run = run or BoundaryCache(PinotRunner(broker_url), ttl_s=1.0, background=True)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        if own:
+            run.close()
+            run.run.close()
+
+    app = FastAPI(title="adagg query API", version="1", lifespan=lifespan, description=(
         "Ad metrics from Apache Pinot for dashboards and reports. " + TIER_RULE +
         " Times are epoch milliseconds (or ISO 8601 in parameters), UTC; money is in micros."))
 

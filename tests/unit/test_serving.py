@@ -213,3 +213,50 @@ def test_boundary_cache_shares_whole_table_statements_for_its_ttl():
     assert len(calls) == 3  # filtered statements are never shared
     now[0] = 1.5
     assert cached(newest_sql, {})[0]["newest"] == 4  # expired: asked again
+
+
+def test_boundary_refresher_answers_requests_from_its_last_round():
+    from serving.runner import BoundaryCache, PinotUnavailable
+
+    calls, now, failing = [], [0.0], [False]
+
+    def run(sql, bound):
+        if failing[0]:
+            raise PinotUnavailable("down")
+        calls.append(sql)
+        return [{"newest": len(calls), "n": 1}]
+    cached = BoundaryCache(run, ttl_s=1.0, clock=lambda: now[0], max_age_s=5.0, keep_s=60.0)
+    newest_sql = "SELECT MAX(window_start_ms) AS newest, COUNT(*) AS n FROM ad_minute"
+    assert cached(newest_sql, {})[0]["newest"] == 1  # the first request asks
+    now[0] = 1.0
+    cached.refresh()
+    now[0] = 4.0
+    assert cached(newest_sql, {})[0]["newest"] == 2 and len(calls) == 2  # from the refresher, not asked inline
+    failing[0] = True
+    now[0] = 5.5
+    cached.refresh()  # a failed round keeps the last answer ...
+    assert cached(newest_sql, {})[0]["newest"] == 2
+    failing[0] = False
+    now[0] = 6.5
+    assert cached(newest_sql, {})[0]["newest"] == 3  # ... until it is max_age_s old: then asked inline
+    now[0] = 70.0
+    cached.refresh()  # unused for keep_s: forgotten, not refreshed
+    assert len(calls) == 3 and cached.cache == {}
+
+
+def test_boundary_refresher_thread_refreshes_and_stops():
+    import time as real_time
+
+    from serving.runner import BoundaryCache
+
+    calls = []
+    cached = BoundaryCache(lambda sql, bound: calls.append(sql) or [{"newest": len(calls), "n": 1}],
+                           ttl_s=0.05, background=True)
+    newest_sql = "SELECT MAX(window_start_ms) AS newest, COUNT(*) AS n FROM ad_minute"
+    cached(newest_sql, {})
+    deadline = real_time.monotonic() + 5
+    while len(calls) < 3 and real_time.monotonic() < deadline:
+        real_time.sleep(0.01)
+    cached.close()
+    cached.thread.join(timeout=2)
+    assert len(calls) >= 3 and not cached.thread.is_alive()
