@@ -1,0 +1,1 @@
+"""The immutable raw archive: partition layout, manifests (seal) and their check (verify)."""

@@ -1,0 +1,1 @@
+"""Reconciliation and billing: the serving tables against a batch recomputation from the raw archive."""

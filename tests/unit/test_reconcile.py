@@ -1,0 +1,75 @@
+"""Reconciliation rules (mismatches, reasons, corrections, idempotence) and the billing report's
+byte-identical output, on plain rows: no Pinot, no Flink."""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow.parquet as pq
+
+from reconcile import billing, diff
+from serving.queries import MEASURES
+
+
+def row(start, ad, clicks, version=1, country="US", device="mobile", spend=None):
+    return {"window_start_ms": start, "ad_id": ad, "country": country, "device_type": device,
+            "window_end_ms": start + 60_000, "campaign_id": f"c-{ad}", "advertiser_id": "adv-1", "vertical": "retail",
+            **dict.fromkeys(MEASURES, 0), "clicks": clicks, "billable_clicks": clicks,
+            "spend_micros": clicks * 1000 if spend is None else spend, "version": version}
+
+
+def keyed(*rows):
+    return {tuple(r[c] for c in diff.KEY): r for r in rows}
+
+
+def test_mismatches_name_late_events_and_corrections_replace_the_online_rows():
+    online = keyed(row(0, "a", 5), row(0, "b", 2), row(60_000, "a", 1), row(60_000, "z", 4))
+    batch = keyed(row(0, "a", 7), row(0, "b", 2), row(60_000, "a", 3), row(120_000, "c", 1))
+    late = {(0, "a"): 2, (120_000, "c"): 1}
+    found = diff.mismatches(online, batch, late)
+    assert [(m.key[:2], m.reason) for m in found] == [
+        ((0, "a"), "late_events"), ((60_000, "a"), "unexplained"), ((60_000, "z"), "unexplained"),
+        ((120_000, "c"), "late_events")]
+    report = found[0].report_row()
+    assert (report["online_clicks"], report["batch_clicks"], report["diff_clicks"]) == (5, 7, 2)
+    assert report["diff_spend_micros"] == 2000 and report["late_deliveries"] == 2
+    fixes = diff.corrections(found, "test", 99)
+    assert [(f["ad_id"], f["clicks"], f["version"], f["tier"]) for f in fixes] == [
+        ("a", 7, 2, "reconciled"), ("a", 3, 2, "reconciled"), ("z", 0, 2, "reconciled"), ("c", 1, 2, "reconciled")]
+    # Published: the online table now shows the corrections; a second pass finds nothing.
+    after = {**online, **keyed(*fixes)}
+    assert diff.mismatches(after, batch, late) == []  # z's zero row matches its absence from the batch
+    # A correction of a correction goes one version higher.
+    assert diff.corrections(diff.mismatches(keyed(row(0, "a", 7, version=2)), keyed(row(0, "a", 8)), {}),
+                            "test", 1)[0]["version"] == 3
+
+
+def test_summary_counts_both_sides_and_reasons():
+    online, batch = keyed(row(0, "a", 5)), keyed(row(0, "a", 7), row(0, "b", 1))
+    found = diff.mismatches(online, batch, {(0, "a"): 1})
+    s = diff.summary(online, batch, found)
+    assert s["mismatched_keys"] == 2 and s["mismatches_by_reason"] == {"late_events": 1, "unexplained": 1}
+    assert s["online_totals"]["clicks"] == 5 and s["batch_totals"]["clicks"] == 8
+
+
+def test_billing_report_sums_per_level_and_is_byte_identical(tmp_path):
+    rows = [row(0, "a", 5), row(60_000, "a", 1, country="DE"), row(0, "b", 2, spend=777)]
+    assert billing.totals(rows, "campaign") == [
+        {"advertiser_id": "adv-1", "campaign_id": "c-a", "billable_impressions": 0, "billable_clicks": 6,
+         "billable_conversions": 0, "spend_micros": 6000},
+        {"advertiser_id": "adv-1", "campaign_id": "c-b", "billable_impressions": 0, "billable_clicks": 2,
+         "billable_conversions": 0, "spend_micros": 777}]
+    manifests = [{"partition": "dt=2026-11-28/hr=10", "sha256": "ab"}]
+    first = billing.write("2026-11-28", rows, manifests, tmp_path / "one", "pinot")
+    second = billing.write("2026-11-28", list(reversed(rows)), manifests, tmp_path / "two", "pinot")
+    assert first == second
+    for name in first["files"]:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    assert (tmp_path / "one" / "billing_2026-11-28_advertiser.csv").read_text() == (
+        "date,advertiser_id,billable_impressions,billable_clicks,billable_conversions,spend_micros\n"
+        "2026-11-28,adv-1,0,8,0,6777\n")
+    table = pq.read_table(io.BytesIO((tmp_path / "one" / "billing_2026-11-28_campaign.parquet").read_bytes()))
+    assert table.column("spend_micros").to_pylist() == [6000, 777]
+    other = billing.write("2026-11-28", rows, [{"partition": "dt=2026-11-28/hr=10", "sha256": "cd"}],
+                          tmp_path / "three", "pinot")
+    assert other["digest"] != first["digest"]  # other archive inputs, other digest
