@@ -48,6 +48,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "sliding": ("window_start_ms", "ad_id"),
     "top": ("window_start_ms", "country_scope", "ad_rank"),
     "enriched": ("event_id",),  # keyed by the bare event_id, not a 1-tuple
+    "reconciled": AGG_KEY,
 }
 
 AggKey = tuple[int, str, str, str]
@@ -66,6 +67,9 @@ class Oracle:
     enriched: dict[str, Row]  # event_id -> labels, every unique on-time event
     final_watermark_ms: int
     stats: dict[str, int] = field(default_factory=dict)
+    # Every minute window of every unique event, late ones included: what a batch recomputation
+    # of the raw archive gives (no watermark, so nothing is late), i.e. the reconciled tier.
+    reconciled: dict[AggKey, Row] = field(default_factory=dict)
 
     @property
     def clicks(self) -> dict[tuple[str, int], int]:
@@ -89,7 +93,7 @@ class Oracle:
     @classmethod
     def from_json(cls, text: str) -> Oracle:
         doc = json.loads(text)
-        tables = {name: dict(_row_from_json(r, keys) for r in doc[name]) for name, keys in TABLE_KEYS.items()}
+        tables = {name: dict(_row_from_json(r, keys) for r in doc.get(name, [])) for name, keys in TABLE_KEYS.items()}
         return cls(**tables, late_event_ids=set(doc["late_event_ids"]),
                    final_watermark_ms=int(doc["final_watermark_ms"]),
                    stats={k: int(v) for k, v in doc["stats"].items()})
@@ -247,6 +251,8 @@ def derive_oracle(phases: Sequence[Sequence[Send]], bound_ms: int, late_margin_m
         enriched={eid: labels[eid] for eid in replay.on_time},
         final_watermark_ms=final_wm,
     )
+    everything = list(replay.events.values())  # every unique event, in order of first send
+    oracle.reconciled = _aggregate(everything, labels, _billable(everything, labels))
     oracle.stats = _stats(replay, labels, billable, oracle)
     return oracle
 

@@ -429,3 +429,24 @@ def test_runs_at_other_start_times_share_no_event_id():
     b = generate(seed=1, events=300, ads=5, partitions=2, start_ms=60_000 * 2000, bound_ms=10_000)
     ids = lambda t: {ev(s)["event_id"] for phase in t.phases for s in phase}  # noqa: E731
     assert not ids(a) & ids(b)
+
+
+def test_reconciled_oracle_is_the_live_one_plus_every_late_event(traffic: Traffic) -> None:
+    o = traffic.oracle
+    firsts: dict[str, dict] = {}
+    for phase in traffic.phases:
+        for send in phase:
+            event = json.loads(send.value)
+            firsts.setdefault(event["event_id"], event)
+    late_only = [e for i, e in firsts.items() if i in o.late_event_ids]
+    assert late_only, "the fixture must have late events"
+    for column, event_type in (("impressions", "impression"), ("clicks", "click"), ("conversions", "conversion")):
+        live = sum(r[column] for r in o.minute_live.values())
+        assert sum(r[column] for r in o.reconciled.values()) == live + sum(e["event_type"] == event_type
+                                                                            for e in late_only)
+    # Windows the late events touch differ; every other window is the live tier's.
+    touched = {(e["event_time"] // MINUTE * MINUTE, e["ad_id"]) for e in late_only}
+    for key, row in o.reconciled.items():
+        if (key[0], key[1]) not in touched:
+            assert o.minute_live[key] == row
+    assert Oracle.from_json(o.to_json()).reconciled == o.reconciled
