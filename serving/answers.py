@@ -38,4 +38,4 @@ def late_events(run: Run, start, end, ad_id: str | None) -> dict:
 
 
 def freshness(run: Run) -> dict:
-    return {"tables": queries.freshness(run)}
+    return {"tables": queries.freshness(run, rows=True)}

@@ -14,6 +14,7 @@ only ever contains fixed table and column names; every value is a bound paramete
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from typing import Callable
@@ -46,16 +47,25 @@ def once(run: Run) -> Run:
     return cached
 
 
-def _table_stats(run: Run, table: str) -> tuple[int, int | None]:
-    """(rows, newest time-column value or None when empty): both the tier boundary and freshness."""
-    rows = run(f"SELECT MAX({TIME_COLUMN.get(table, 'window_start_ms')}) AS newest, COUNT(*) AS n FROM {table}", {})
-    n = int(rows[0]["n"]) if rows else 0
-    return n, int(rows[0]["newest"]) if n else None
+def _number(value) -> int | None:
+    """A MAX over no rows is -Infinity in Pinot's answer (or null): no value."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if math.isfinite(number) else None
 
 
 def newest(run: Run, table: str) -> int | None:
-    """The newest time-column value a table holds (None when empty)."""
-    return _table_stats(run, table)[1]
+    """The newest time-column value a table holds (None when empty): a tier boundary, and freshness.
+    Always this exact statement, so the API's BoundaryCache can keep it fresh in the background."""
+    rows = run(f"SELECT MAX({TIME_COLUMN.get(table, 'window_start_ms')}) AS newest FROM {table}", {})
+    return _number(rows[0]["newest"]) if rows else None
+
+
+def row_count(run: Run, table: str) -> int:
+    rows = run(f"SELECT COUNT(*) AS n FROM {table}", {})
+    return int(rows[0]["n"]) if rows else 0
 
 
 def closed_until(run: Run, table: str, step_ms: int) -> int | None:
@@ -115,13 +125,15 @@ def _tier(tiers: set) -> str:
     return "+".join(t for t in ("final", "live") if t in tiers) or "none"
 
 
-def freshness(run: Run, tables: tuple[str, ...] = TABLES, now_ms: int | None = None) -> dict[str, dict]:
-    """Per table: the newest event time it shows and how far behind now that is."""
+def freshness(run: Run, tables: tuple[str, ...] = TABLES, now_ms: int | None = None, rows: bool = False) -> dict[str, dict]:
+    """Per table: the newest event time it shows and how far behind now that is; with `rows`, also
+    its row count (a whole-table count: the freshness endpoint asks for it, dashboards do not)."""
     now_ms = now_ms or int(time.time() * 1000)
     out = {}
     for table in tables:
-        n, newest_ms = _table_stats(run, table)
-        out[table] = {"rows": n, "newest_ms": newest_ms, "time_column": TIME_COLUMN.get(table, "window_start_ms"),
+        newest_ms = newest(run, table)
+        out[table] = {**({"rows": row_count(run, table)} if rows else {}), "newest_ms": newest_ms,
+                      "time_column": TIME_COLUMN.get(table, "window_start_ms"),
                       "age_s": round((now_ms - newest_ms) / 1000, 1) if newest_ms is not None else None}
     return out
 

@@ -9,6 +9,8 @@ tells a wrong answer from a right one: with the servers of a table down, the bro
 from __future__ import annotations
 
 import logging
+import math
+import re
 import threading
 import time
 
@@ -16,6 +18,7 @@ import httpx
 from pinotdb.db import apply_parameters
 
 log = logging.getLogger("adagg.serving")
+_NEWEST = re.compile(r"SELECT MAX\((\w+)\) AS newest FROM \w+")
 
 
 class PinotUnavailable(RuntimeError):
@@ -50,10 +53,11 @@ class PinotRunner:
 
 
 class BoundaryCache:
-    """Keeps the answers of the whole-table statements (newest window and row count per table: the
-    tier boundaries and freshness) so that requests do not wait for them. On an upsert table of
-    millions of rows those scan every valid row (~100 ms on 10 M), while a dashboard query itself
-    reads a few thousand rows through the indexes.
+    """Keeps the answers of the newest-value statements (`SELECT MAX(...)` over a table: the tier
+    boundaries and freshness) so that requests do not wait for them. Over a whole upsert table of
+    millions of rows such a statement scans every valid row (~100 ms on 10 M), while a dashboard
+    query itself reads a few thousand rows through the indexes; the refresher asks only for rows
+    at or after the last answer (see _ask_again).
 
     With `background` (the API), a daemon thread asks again, every `ttl_s`, each statement a request
     used in the last `keep_s`; only the first request for a statement waits for it. An answer older
@@ -92,19 +96,31 @@ class BoundaryCache:
         """One round of the refresher: ask again every statement used in the last keep_s; forget the others."""
         with self.lock:
             entries = list(self.cache.items())
-        for sql, (_, used, _) in entries:
+        for sql, (_, used, entry_rows) in entries:
             asked = self.clock()
             if asked - used > self.keep_s:
                 with self.lock:
                     self.cache.pop(sql, None)
                 continue
             try:
-                rows = self.run(sql, {})
+                rows = self._ask_again(sql, entry_rows)
             except PinotUnavailable:
                 continue  # requests will ask inline once the kept answer is max_age_s old
             with self.lock:
                 current = self.cache.get(sql)
                 self.cache[sql] = (asked, max(used, current[1]) if current else used, rows)
+
+    def _ask_again(self, sql: str, last: list[dict]) -> list[dict]:
+        """A newest-value statement (`SELECT MAX(col) AS newest FROM table`) is asked again for rows
+        at or after the last answer only, which the time column's range index finds without a
+        scan; if none is there (the table was emptied or recreated), the whole table is asked."""
+        shape = _NEWEST.fullmatch(sql)
+        previous = last[0].get("newest") if last else None
+        if shape and isinstance(previous, (int, float)) and math.isfinite(previous):
+            rows = self.run(f"{sql} WHERE {shape[1]} >= {int(previous)}", {})
+            if rows and isinstance(rows[0].get("newest"), (int, float)) and math.isfinite(rows[0]["newest"]):
+                return rows
+        return self.run(sql, {})
 
     def _refresh_loop(self) -> None:
         while not self.stopping.wait(self.ttl_s):

@@ -31,7 +31,11 @@ class MemoryPinot:
         rows = self.tables.get(table, [])
         if sql.startswith("SELECT MAX("):
             column = re.match(r"SELECT MAX\((\w+)\)", sql)[1]
-            return [{"newest": max((r[column] for r in rows), default=None), "n": len(rows)}]
+            since = re.search(r"WHERE \w+ >= (\d+)$", sql)
+            rows = [r for r in rows if not since or r[column] >= int(since[1])]
+            return [{"newest": max((r[column] for r in rows), default=float("-inf"))}]  # Pinot: -Infinity
+        if sql.startswith("SELECT COUNT(*) AS n FROM") and not bound:
+            return [{"n": len(rows)}]
         for column, value in bound.items():
             if column not in ("lo", "hi"):
                 rows = [r for r in rows if r[column] == value]
@@ -111,8 +115,8 @@ def test_empty_tables_answer_empty_not_errors():
     empty = MemoryPinot({})
     assert queries.ad_metrics(empty, "ad-1", "day", T0, T0 + 86_400_000, Filters())["buckets"] == []
     assert queries.top_ads(empty, 5, 5, Filters())["ads"] == []
-    assert queries.freshness(empty, ("ad_minute",))["ad_minute"] == {"rows": 0, "newest_ms": None,
-                                                                     "time_column": "window_start_ms", "age_s": None}
+    assert queries.freshness(empty, ("ad_minute",), rows=True)["ad_minute"] == {
+        "rows": 0, "newest_ms": None, "time_column": "window_start_ms", "age_s": None}
 
 
 # ---- parameters
@@ -204,9 +208,9 @@ def test_boundary_cache_shares_whole_table_statements_for_its_ttl():
 
     def run(sql, bound):
         calls.append(sql)
-        return [{"newest": len(calls), "n": 1}]
+        return [{"newest": len(calls)}]
     cached = BoundaryCache(run, ttl_s=1.0, clock=lambda: now[0])
-    newest_sql = "SELECT MAX(window_start_ms) AS newest, COUNT(*) AS n FROM ad_minute"
+    newest_sql = "SELECT MAX(window_start_ms) AS newest FROM ad_minute"
     assert cached(newest_sql, {}) == cached(newest_sql, {}) and len(calls) == 1
     cached("SELECT ad_id, SUM(clicks) FROM ad_minute WHERE ad_id = %(ad_id)s", {"ad_id": "a"})
     cached("SELECT ad_id, SUM(clicks) FROM ad_minute WHERE ad_id = %(ad_id)s", {"ad_id": "a"})
@@ -224,9 +228,9 @@ def test_boundary_refresher_answers_requests_from_its_last_round():
         if failing[0]:
             raise PinotUnavailable("down")
         calls.append(sql)
-        return [{"newest": len(calls), "n": 1}]
+        return [{"newest": len(calls)}]
     cached = BoundaryCache(run, ttl_s=1.0, clock=lambda: now[0], max_age_s=5.0, keep_s=60.0)
-    newest_sql = "SELECT MAX(window_start_ms) AS newest, COUNT(*) AS n FROM ad_minute"
+    newest_sql = "SELECT MAX(window_start_ms) AS newest FROM ad_minute"
     assert cached(newest_sql, {})[0]["newest"] == 1  # the first request asks
     now[0] = 1.0
     cached.refresh()
@@ -250,9 +254,9 @@ def test_boundary_refresher_thread_refreshes_and_stops():
     from serving.runner import BoundaryCache
 
     calls = []
-    cached = BoundaryCache(lambda sql, bound: calls.append(sql) or [{"newest": len(calls), "n": 1}],
+    cached = BoundaryCache(lambda sql, bound: calls.append(sql) or [{"newest": len(calls)}],
                            ttl_s=0.05, background=True)
-    newest_sql = "SELECT MAX(window_start_ms) AS newest, COUNT(*) AS n FROM ad_minute"
+    newest_sql = "SELECT MAX(window_start_ms) AS newest FROM ad_minute"
     cached(newest_sql, {})
     deadline = real_time.monotonic() + 5
     while len(calls) < 3 and real_time.monotonic() < deadline:
@@ -260,3 +264,19 @@ def test_boundary_refresher_thread_refreshes_and_stops():
     cached.close()
     cached.thread.join(timeout=2)
     assert len(calls) >= 3 and not cached.thread.is_alive()
+
+
+def test_boundary_refresher_asks_only_for_rows_at_or_after_the_last_answer():
+    from serving.runner import BoundaryCache
+
+    pinot = MemoryPinot({"ad_minute": [row(T0), row(T0 + M)]})
+    cached = BoundaryCache(pinot, ttl_s=1.0, max_age_s=5.0)
+    newest_sql = "SELECT MAX(window_start_ms) AS newest FROM ad_minute"
+    assert queries.newest(cached, "ad_minute") == T0 + M
+    pinot.tables["ad_minute"].append(row(T0 + 2 * M))
+    cached.refresh()
+    assert pinot.sql[-1][0] == f"{newest_sql} WHERE window_start_ms >= {T0 + M}"
+    assert queries.newest(cached, "ad_minute") == T0 + 2 * M
+    pinot.tables["ad_minute"] = [row(T0)]  # recreated with older rows: nothing at or after the last answer
+    cached.refresh()
+    assert pinot.sql[-1][0] == newest_sql and queries.newest(cached, "ad_minute") == T0
