@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 import time
 
 from adagg import env as envs
@@ -169,6 +170,64 @@ def cmd_query(args) -> None:
     print(json.dumps(answer, indent=2))
 
 
+def cmd_archive(args) -> None:
+    from archive.manifest import partitions_between, seal_all, verify
+    from reconcile.backfill import archive_dir
+    from serving.params import time_ms
+
+    env = envs.load(args.env)
+    root = archive_dir(env)
+    if args.action == "seal":
+        written = seal_all(root) if root.exists() else []
+        print(f"{len(written)} partitions sealed or extended under {root}")
+        return
+    partitions = partitions_between(time_ms("from", args.start), time_ms("to", args.end))
+    manifests = verify(root, partitions)
+    print(f"{len(manifests)} sealed partitions check out ({sum(m['rows'] for m in manifests):,} rows)")
+
+
+def cmd_backfill(args) -> None:
+    from reconcile import backfill
+    from serving.params import time_ms
+
+    env = envs.load(args.env)
+    lo, hi = time_ms("from", args.start), time_ms("to", args.end)
+    out = Path(args.out) if args.out else backfill.reports_dir(env) / "backfill" / f"{lo}_{hi}"
+    backfill.run(env, lo, hi, out)
+
+
+def cmd_reconcile(args) -> None:
+    from reconcile import run as reconciliation
+    from reconcile import schedule
+    from serving.params import time_ms
+    from serving.runner import PinotRunner
+
+    env = envs.load(args.env)
+    run = PinotRunner(env.pinot.broker_url, timeout_s=120)
+    try:
+        if args.schedule:
+            schedule.schedule(env, run, args.interval, args.once)
+        else:
+            if not (args.start and args.end):
+                raise ValueError("give --from and --to, or --schedule")
+            reconciliation.reconcile(env, run, time_ms("from", args.start), time_ms("to", args.end),
+                                     publish_corrections=not args.dry_run)
+    finally:
+        run.close()
+
+
+def cmd_report(args) -> None:
+    from reconcile import schedule
+    from serving.runner import PinotRunner
+
+    env = envs.load(args.env)
+    run = PinotRunner(env.pinot.broker_url, timeout_s=120)
+    try:
+        schedule.billing_report(env, run, args.date, source=args.source, out=Path(args.out) if args.out else None)
+    finally:
+        run.close()
+
+
 def cmd_serve(args) -> None:
     from serving.server import run
 
@@ -264,6 +323,43 @@ def build_parser() -> argparse.ArgumentParser:
     _env_arg(p)
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser("archive", help="seal the raw archive's committed partitions, or check them against "
+                                       "their manifests")
+    p.add_argument("action", choices=["seal", "verify"])
+    p.add_argument("--from", dest="start", help="verify: epoch ms or ISO 8601")
+    p.add_argument("--to", dest="end", help="verify: end, exclusive")
+    _env_arg(p)
+    p.set_defaults(func=cmd_archive)
+
+    p = sub.add_parser("backfill", help="recompute the minute windows of a range from the raw archive "
+                                        "(the streaming SQL in Flink batch mode)")
+    p.add_argument("--from", dest="start", required=True, help="epoch ms or ISO 8601 (whole hours are read)")
+    p.add_argument("--to", dest="end", required=True, help="end, exclusive")
+    p.add_argument("--out", help="output folder (default: <archive.reports>/backfill/<from>_<to>)")
+    _env_arg(p)
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("reconcile", help="compare the serving tables with the archive's recomputation, report "
+                                         "mismatches, publish corrections (reconciled tier)")
+    p.add_argument("--from", dest="start", help="epoch ms or ISO 8601 (whole hours)")
+    p.add_argument("--to", dest="end", help="end, exclusive")
+    p.add_argument("--dry-run", action="store_true", help="write the report, publish nothing")
+    p.add_argument("--schedule", action="store_true",
+                   help="seal, reconcile every closed hour not yet reconciled, bill every finished day; repeat")
+    p.add_argument("--interval", type=float, default=300, help="--schedule: seconds between passes")
+    p.add_argument("--once", action="store_true", help="--schedule: one pass, then exit")
+    _env_arg(p)
+    p.set_defaults(func=cmd_reconcile)
+
+    p = sub.add_parser("report", help="write the billing report of a day (CSV + Parquet + digest)")
+    p.add_argument("what", choices=["billing"])
+    p.add_argument("--date", required=True, help="YYYY-MM-DD (UTC)")
+    p.add_argument("--source", default="pinot", choices=["pinot", "archive"],
+                   help="pinot: the reconciled tier (default); archive: recompute from raw data")
+    p.add_argument("--out", help="output folder (default: <archive.reports>/billing/<date>/<source>)")
+    _env_arg(p)
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("demo", help="start the stack, create tables, run the job, send traffic, show results")
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=42)
@@ -277,11 +373,15 @@ def main(argv: list[str] | None = None) -> int:
     from adagg.pinot import PinotError
     from adagg.stack import StackError
     from collector.client import CollectorError
+    from archive.manifest import ArchiveError
+    from reconcile.run import NotClosed
+    from reconcile.schedule import NotReconciled
     from serving.runner import PinotUnavailable
 
     try:
         args.func(args)
-    except (StackError, PinotError, PinotUnavailable, CollectorError, envs.EnvError, ValueError) as exc:
+    except (StackError, PinotError, PinotUnavailable, CollectorError, envs.EnvError, ValueError, ArchiveError,
+            NotClosed, NotReconciled) as exc:
         print(f"adagg: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

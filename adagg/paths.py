@@ -39,3 +39,20 @@ def flink_python_path() -> str:
 
     dirs = dict.fromkeys([str(REPO), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     return os.pathsep.join(dirs)
+
+
+def env_uri(value: str) -> str:
+    """A location from an environment file as Flink wants it: URIs (s3://...) as they are, paths
+    as file:// URIs, relative ones under ADAGG_HOME."""
+    return value if "://" in value else env_dir(value).as_uri()
+
+
+def env_dir(value: str) -> Path:
+    """A location from an environment file as a local folder (relative: under ADAGG_HOME). The
+    Python side (sealing, reconciliation, reports) reads local or mounted folders only."""
+    if value.startswith("file://"):
+        return Path(value.removeprefix("file://"))
+    if "://" in value:
+        raise ValueError(f"{value}: adagg's Python tools read local (or mounted) folders, not {value.split(':')[0]}:// "
+                         f"URIs; mount the store and set the environment's path to the mount")
+    return (home() / value).resolve()

@@ -9,7 +9,7 @@ import jinja2
 
 from adagg import __version__
 from adagg.env import Namespace, load
-from adagg.paths import SQL_DIR
+from adagg.paths import SQL_DIR, env_uri
 
 
 def jobs() -> list[str]:
@@ -75,10 +75,12 @@ def output_topic(env: Namespace, name: str) -> Namespace:
     return Namespace(name=env.outputs.prefix + name, partitions=env.outputs.partitions)
 
 
-def render(env: str | Namespace, job: str = "streaming", sql_dir=SQL_DIR, python_udfs: bool = True) -> str:
+def render(env: str | Namespace, job: str = "streaming", sql_dir=SQL_DIR, python_udfs: bool = True,
+           **params) -> str:
     """Render a job for an environment, given by name or as a loaded (possibly overridden) env.
 
     python_udfs=False renders the enrichment as constants: only for the UDF-overhead benchmark.
+    `params` are the job's own template values (backfill: partitions, from_ms, to_ms, output_uri).
     """
     if job not in jobs():
         raise ValueError(f"unknown job {job!r}; known: {', '.join(jobs())}")
@@ -88,10 +90,11 @@ def render(env: str | Namespace, job: str = "streaming", sql_dir=SQL_DIR, python
     jenv.globals.update(
         kafka_security=lambda: kafka_security(env),
         output_topic=lambda name: output_topic(env, name),
+        archive_uri=lambda: env_uri(env.archive.path),
     )
     text = jenv.get_template(f"jobs/{job}.sql").render(
         env=env, pipeline_version=pipeline_version(), marts=marts(sql_dir), functions=functions(sql_dir),
-        python_udfs=python_udfs)
+        python_udfs=python_udfs, **params)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 

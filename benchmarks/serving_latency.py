@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import re
 import statistics
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -102,7 +102,7 @@ def rows(minute_starts, seed: int = 0):
                     yield key.encode(), value.encode()
 
 
-def produce(bootstrap: str, topic: str, records, rate: float | None = None, stop: threading.Event | None = None) -> int:
+def produce(bootstrap: str, topic: str, records, rate: float | None = None, stop=None) -> int:
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
@@ -243,8 +243,10 @@ def main(argv=None) -> int:
         bench = BoundaryCache(renaming(run, []), ttl_s=1.0, background=True)
         say("idle:")
         idle = measure(bench, args.samples, newest, renaming(run, seen), seen, env.pinot.broker_url)
-        stop = threading.Event()
-        writer = threading.Thread(target=produce, args=(
+        # The writer is a process of its own: in this one it would hold the GIL the timed calls need.
+        forked = multiprocessing.get_context("fork")
+        stop = forked.Event()
+        writer = forked.Process(target=produce, args=(
             env.kafka.bootstrap_servers, topics[PREFIX + "ad_minute_live"],
             rows([newest + m * 60_000 for m in range(1, 1000)], 2), args.ingest_rate, stop), daemon=True)
         writer.start()

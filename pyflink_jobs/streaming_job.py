@@ -1,8 +1,10 @@
-"""PyFlink entry point of the streaming job: render the SQL for an environment and submit it.
+"""PyFlink entry point of the jobs: render the SQL for an environment (or take a rendered script)
+and submit it.
 
 Runs the same way on a local mini-cluster (`python -m pyflink_jobs.streaming_job ...`) and on a
 session cluster (`flink run -py pyflink_jobs/streaming_job.py ...`, which is what `adagg job
-submit` does).
+submit` does). A script that sets 'execution.runtime-mode' to 'batch' (the backfill, which
+`adagg backfill` renders and runs here) gets a batch table environment.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from adagg.sql import render, split_statements  # noqa: E402
 SET_RE = re.compile(r"^SET\s+'([^']+)'\s*=\s*'([^']*)'$", re.S | re.I)
 
 
-def build_table_env(jars: list[str], conf: list[str] = ()):
+def build_table_env(jars: list[str], conf: list[str] = (), batch: bool = False):
     import os
 
     from pyflink.table import EnvironmentSettings, TableEnvironment
@@ -28,7 +30,8 @@ def build_table_env(jars: list[str], conf: list[str] = ()):
 
     # A local mini-cluster runs in the JVM this process starts: thread-mode UDFs need the path.
     os.environ["PYTHONPATH"] = flink_python_path()
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    settings = EnvironmentSettings.in_batch_mode() if batch else EnvironmentSettings.in_streaming_mode()
+    t_env = TableEnvironment.create(settings)
     t_env.get_config().set("python.executable", sys.executable)
     t_env.get_config().set("python.client.executable", sys.executable)
     for item in conf:
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     script = Path(args.sql_file).read_text() if args.sql_file else render(args.env, args.job)
-    result = run_script(build_table_env(args.jar, args.conf), script)
+    batch = re.search(r"^SET 'execution.runtime-mode' = 'batch';$", script, re.M | re.I) is not None
+    result = run_script(build_table_env(args.jar, args.conf, batch=batch), script)
     job_client = result.get_job_client() if result is not None else None
     if job_client is not None:
         print(f"submitted job {job_client.get_job_id()}", flush=True)

@@ -1,6 +1,6 @@
--- streaming: the streaming job. Reads the raw topic, splits late events into the late topic,
--- deduplicates, enriches, applies billing idempotency and writes every mart to its topic.
--- Outputs: snk_late_events and, for every sql/views/mart_<name>.sql, sink sql/sinks/snk_<name>.sql
+-- streaming: the streaming job. Reads the raw topic, archives every delivery, splits late events
+-- into the late topic, deduplicates, enriches, applies billing idempotency and writes every mart
+-- to its topic. Outputs: snk_raw_archive, snk_late_events and, for every sql/views/mart_<name>.sql, sink sql/sinks/snk_<name>.sql
 -- (found by file name: an analyst adds an aggregate by adding those two files).
 -- Settings come from the environment file.
 SET 'pipeline.name' = 'adagg-streaming-{{ env.name }}';
@@ -30,6 +30,8 @@ SET 'python.execution-mode' = '{{ env.flink.python_execution_mode }}';
 
 {% include "views/stg_events_late.sql" %}
 
+{% include "views/stg_raw_archive.sql" %}
+
 {% include "views/int_events_deduped.sql" %}
 
 {% include "views/int_events_enriched.sql" %}
@@ -52,10 +54,13 @@ SET 'python.execution-mode' = '{{ env.flink.python_execution_mode }}';
 
 {% include "sinks/snk_late_events.sql" %}
 
+{% include "sinks/snk_raw_archive.sql" %}
+
 EXECUTE STATEMENT SET
 BEGIN
 {%- for mart in marts %}
 INSERT INTO snk_{{ mart }} SELECT * FROM mart_{{ mart }};
 {%- endfor %}
 INSERT INTO snk_late_events SELECT * FROM stg_events_late;
+INSERT INTO snk_raw_archive SELECT * FROM stg_raw_archive;
 END;

@@ -6,7 +6,7 @@ CREATE TEMPORARY VIEW int_events_deduped AS
 SELECT
   schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
   ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
-  referrer_domain, ts
+  referrer_domain, kafka_offset, ts
 FROM (
   SELECT *,
     ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS delivery_rank

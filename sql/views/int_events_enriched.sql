@@ -3,6 +3,7 @@
 -- Grain: one event (event_id). Input: int_events_deduped; Python UDF enrich_event (sql/functions/).
 -- billing_key = ad_id|user_id|event_type|bucket start ms, buckets per event type from the
 -- environment (billing.bucket_seconds); adagg/contract.py computes the same key for producers.
+{% from "macros/modes.sql" import arrival_time with context %}
 CREATE TEMPORARY VIEW int_events_enriched AS
 SELECT
   schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
@@ -20,9 +21,9 @@ SELECT
     WHEN '{{ event_type }}' THEN {{ seconds * 1000 }}
 {%- endfor %}
   END) AS STRING)) AS billing_key,
-  -- A fresh processing-time attribute for the billing dedup (the first one is consumed by
-  -- the exact dedup, which must not pass it on to stay a deduplication).
-  PROCTIME() AS proc_time,
+  -- A fresh arrival-time attribute for the billing dedup (the first one is consumed by the
+  -- exact dedup, which must not pass it on to stay a deduplication); macros/modes.sql.
+  {{ arrival_time() }} AS proc_time,
   ts
 FROM (
   SELECT *,

@@ -1,0 +1,138 @@
+"""`adagg backfill`: recompute the minute windows of [from, to) from the raw archive with the
+streaming job's own SQL in Flink batch mode (pyflink_jobs/backfill_job.py, on a local
+mini-cluster), after checking the archive's manifests.
+
+Progress comes from the mini-cluster's REST API: rows read by the source against the rows the
+manifests promise, so the rate and the time left are real, not guessed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from adagg import paths
+from adagg.sql import render
+from archive.manifest import ArchiveError, partitions_between, verify
+from reconcile.diff import KEY
+
+
+@dataclass
+class Backfill:
+    from_ms: int
+    to_ms: int
+    output: Path            # the recomputed minute windows (Parquet)
+    manifests: list[dict]   # the archive manifests it read
+    rows_read: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.rows_read / self.seconds if self.seconds else 0.0
+
+
+def archive_dir(env) -> Path:
+    return paths.env_dir(env.archive.path)
+
+
+def reports_dir(env) -> Path:
+    return paths.env_dir(env.archive.reports)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rows_read(rest: str) -> int | None:
+    """Rows the running job's source vertices have emitted (None before the job shows up)."""
+    try:
+        jobs = httpx.get(f"{rest}/jobs/overview", timeout=2).json()["jobs"]
+        if not jobs:
+            return None
+        detail = httpx.get(f"{rest}/jobs/{jobs[0]['jid']}", timeout=2).json()
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+    sources = [v for v in detail["vertices"] if v["name"].startswith("Source")] or detail["vertices"][:1]
+    return sum(v["metrics"].get("write-records", 0) for v in sources)
+
+
+def _say_progress(say, done: int, total: int, partitions: int, started: float) -> None:
+    elapsed = time.monotonic() - started
+    rate = done / elapsed if elapsed else 0
+    left = f", ~{(total - done) / rate:.0f} s left" if rate and done < total else ""
+    share = f" ({100 * done / total:.0f} %)" if total else ""
+    say(f"  read {done:,} of {total:,} archived rows{share} from {partitions} partitions, {rate:,.0f} rows/s{left}")
+
+
+def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s: float = 5.0) -> Backfill:
+    """Check the manifests of the range's hours, then run the batch job into `output` (replaced)."""
+    if to_ms <= from_ms:
+        raise ValueError("--to must be after --from")
+    from adagg.setup import connector_jars
+
+    manifests = verify(archive_dir(env), partitions_between(from_ms, to_ms))
+    if not manifests:
+        raise ArchiveError(f"the archive holds no sealed partition between {from_ms} and {to_ms}")
+    total = sum(m["rows"] for m in manifests)
+    say(f"backfill {_iso(from_ms)} .. {_iso(to_ms)}: {len(manifests)} sealed partitions, {total:,} archived rows "
+        f"(manifests checked)")
+    if output.exists():
+        shutil.rmtree(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.mkdir()
+    script = output.parent / f"{output.name}.sql"  # exactly what ran, kept beside its output
+    script.write_text(render(env, "backfill", partitions=partitions_between(from_ms, to_ms), from_ms=from_ms,
+                             to_ms=to_ms, output_uri=output.resolve().as_uri()))
+    port = _free_port()
+    cmd = [sys.executable, "-m", "pyflink_jobs.streaming_job", "--sql-file", str(script),
+           "--conf", f"rest.port={port}", "--conf", "rest.address=127.0.0.1", "--conf", "rest.bind-address=127.0.0.1"]
+    for jar in connector_jars():
+        cmd += ["--jar", jar]
+    log = paths.logs() / "backfill.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with log.open("w") as out:
+        job = subprocess.Popen(cmd, cwd=paths.REPO, stdout=out, stderr=subprocess.STDOUT,
+                               env={**os.environ, "FLINK_LOG_DIR": str(paths.logs()),
+                                    "PYTHONPATH": paths.flink_python_path()})
+        last = 0
+        while job.poll() is None:
+            time.sleep(0.5)
+            if time.monotonic() - started - last >= progress_every_s:
+                last = time.monotonic() - started
+                done = _rows_read(f"http://127.0.0.1:{port}")
+                if done is not None:
+                    _say_progress(say, done, total, len(manifests), started)
+    seconds = time.monotonic() - started
+    if job.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise RuntimeError(f"the backfill job failed (exit {job.returncode}); log {log}:\n{tail}")
+    done = Backfill(from_ms, to_ms, output, manifests, total, seconds)
+    say(f"  done: {total:,} rows from {len(manifests)} partitions in {seconds:.1f} s ({done.rate:,.0f} rows/s, "
+        f"job start included); {len(read_rows(output)):,} minute windows in {output}")
+    return done
+
+
+def read_rows(output: Path) -> dict[tuple, dict]:
+    """The recomputed minute windows: {(window_start_ms, ad_id, country, device_type): row}."""
+    import pyarrow.dataset as ds
+
+    files = [p for p in output.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))]
+    if not files:
+        return {}
+    rows = ds.dataset([str(p) for p in files], format="parquet").to_table().to_pylist()
+    return {tuple(r[c] for c in KEY): r for r in rows}
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))

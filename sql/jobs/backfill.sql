@@ -1,0 +1,39 @@
+-- backfill: the streaming job's own dedup, enrichment and window SQL, run in batch mode over the
+-- raw archive for the hours of [from_ms, to_ms): the reconciled tier's numbers. Only the source
+-- (src_ad_events_archive + stg_events_archived instead of the Kafka topic and the late split)
+-- and the execution mode differ; every view from int_events_deduped to mart_ad_minute is the
+-- very file the streaming job includes (tests/unit/test_sql.py checks it).
+-- Output: snk_backfill_ad_minute, the minute windows in [from_ms, to_ms).
+{% set batch = true %}
+SET 'execution.runtime-mode' = 'batch';
+SET 'pipeline.name' = 'adagg-backfill-{{ env.name }}';
+SET 'parallelism.default' = '{{ env.flink.parallelism }}';
+SET 'table.local-time-zone' = 'UTC';
+SET 'python.execution-mode' = '{{ env.flink.python_execution_mode }}';
+
+{% for function in functions %}
+{% include "functions/" ~ function ~ ".sql" %}
+{% endfor %}
+
+{% include "sources/src_ad_events_archive.sql" %}
+
+{% include "views/stg_events_archived.sql" %}
+
+{% include "views/int_events_deduped.sql" %}
+
+{% include "views/int_events_enriched.sql" %}
+
+{% include "views/int_events_billable.sql" %}
+
+{% include "views/int_event_measures.sql" %}
+
+{% include "views/int_ad_minute.sql" %}
+
+{% include "views/mart_ad_minute.sql" %}
+
+{% include "sinks/snk_backfill_ad_minute.sql" %}
+
+INSERT INTO snk_backfill_ad_minute
+SELECT *
+FROM mart_ad_minute
+WHERE window_start_ms >= {{ from_ms }} AND window_start_ms < {{ to_ms }};
