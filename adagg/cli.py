@@ -56,9 +56,10 @@ def cmd_stack(args) -> None:
 
 
 def cmd_sql(args) -> None:
-    from adagg.sql import render
+    from adagg.sql import example_params, render
 
-    sys.stdout.write(render(args.env, args.job))
+    # The backfill renders for a sample hour here; `adagg backfill` renders it for its range.
+    sys.stdout.write(render(args.env, args.job, **example_params(args.job)))
 
 
 def cmd_pinot(args) -> None:

@@ -16,6 +16,18 @@ def jobs() -> list[str]:
     return sorted(p.stem for p in (SQL_DIR / "jobs").glob("*.sql"))
 
 
+def example_params(job: str) -> dict:
+    """Template values that render a job outside a run (golden files, `adagg sql render`): for the
+    backfill, one sample hour into a sample folder. Other jobs take none."""
+    if job != "backfill":
+        return {}
+    from archive.manifest import partitions_between
+
+    hour = 1_795_860_000_000  # 2026-11-28T10:00Z
+    return {"partitions": partitions_between(hour, hour + 3_600_000), "from_ms": hour, "to_ms": hour + 3_600_000,
+            "output_uri": "file:///tmp/adagg-backfill-example"}
+
+
 def sql_digest() -> str:
     """Digest of every SQL template: part of each output row's lineage."""
     h = hashlib.sha256()

@@ -4,7 +4,7 @@
 -- Columns match src_ad_events_raw, so the shared views read either; in batch mode `ts` is a plain
 -- timestamp (no watermark: nothing is late) and proc_time orders deliveries by arrival (the
 -- Kafka offset: see macros/modes.sql), for the dedups.
-{% from "macros/modes.sql" import arrival_time with context %}
+{% from "macros/modes.sql" import arrival_time with context -%}
 CREATE TABLE src_ad_events_archive (
   schema_version INT,
   event_id STRING,

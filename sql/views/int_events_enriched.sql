@@ -3,7 +3,7 @@
 -- Grain: one event (event_id). Input: int_events_deduped; Python UDF enrich_event (sql/functions/).
 -- billing_key = ad_id|user_id|event_type|bucket start ms, buckets per event type from the
 -- environment (billing.bucket_seconds); adagg/contract.py computes the same key for producers.
-{% from "macros/modes.sql" import arrival_time with context %}
+{% from "macros/modes.sql" import arrival_time with context -%}
 CREATE TEMPORARY VIEW int_events_enriched AS
 SELECT
   schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,

@@ -11,16 +11,17 @@ from pathlib import Path
 import pytest
 
 from adagg import env as envs
-from adagg.sql import jobs, render
+from adagg.sql import example_params, jobs, render
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
 @pytest.mark.parametrize("env_name", envs.names())
 @pytest.mark.parametrize("job", jobs())
-def test_rendered_sql_matches_golden_file(job, env_name):
+def test_rendered_sql_matches_golden_file(job, env_name, monkeypatch):
+    monkeypatch.setenv("ADAGG_HOME", "/var/lib/adagg")  # the local archive path lives under it
     path = GOLDEN / f"{job}.{env_name}.sql"
-    rendered = render(env_name, job)
+    rendered = render(env_name, job, **example_params(job))
     if os.environ.get("ADAGG_UPDATE_GOLDEN") == "1":
         path.write_text(rendered)
     assert path.exists(), f"no golden file {path.name}; create it with ADAGG_UPDATE_GOLDEN=1"

@@ -8,18 +8,21 @@ import pytest
 from adagg import env as envs
 from adagg.paths import SQL_DIR
 from adagg.contract import EVENT_TYPES
-from adagg.sql import jobs, marts, pipeline_version, render, split_statements, topics
+from adagg.sql import example_params, jobs, marts, pipeline_version, render, split_statements, topics
 
 
 @pytest.mark.parametrize("env_name", envs.names())
 @pytest.mark.parametrize("job", jobs())
 def test_renders_and_splits(env_name, job):
-    sql = render(env_name, job)
+    sql = render(env_name, job, **example_params(job))
     env = envs.load(env_name)
     statements = split_statements(sql)
+    assert "{{" not in sql and "{%" not in sql
+    if job == "backfill":  # batch over the archive: no Kafka
+        assert statements[-1].startswith("INSERT INTO snk_backfill_ad_minute") and "'connector' = 'kafka'" not in sql
+        return
     assert statements[-1].startswith("EXECUTE STATEMENT SET")
     assert statements[-1].rstrip().endswith("END")
-    assert "{{" not in sql and "{%" not in sql
     assert env.kafka.bootstrap_servers in sql
     for key, topic in env.topics.items():
         if key != "dlq":  # the collector's dead-letter topic; no job reads it
@@ -162,3 +165,33 @@ def test_env_override_renders_without_touching_the_file_env():
     assert env.topics.raw.name == "ad-events.raw"
     with pytest.raises(envs.EnvError, match="unknown key"):
         envs.override(env, {"topics.raw.nmae": "x"})
+
+
+def _views(sql: str) -> dict[str, str]:
+    return {re.match(r"CREATE TEMPORARY VIEW (\w+)", st)[1]: st for st in split_statements(sql)
+            if st.startswith("CREATE TEMPORARY VIEW")}
+
+
+def test_backfill_runs_the_streaming_jobs_own_sql_files():
+    """Shared, not copied: the backfill includes the very view files of the streaming job; its
+    own files are only the source layer (archive table, its staging view) and its output."""
+    def includes(job: str) -> set[str]:
+        text = (SQL_DIR / "jobs" / f"{job}.sql").read_text()
+        return set(re.findall(r'\{% include "([^"]+)" %\}', text))
+    streaming = includes("streaming") | {f"views/mart_{m}.sql" for m in marts()}  # marts: included by a loop
+    backfill = includes("backfill")
+    assert backfill - streaming == {"sources/src_ad_events_archive.sql", "views/stg_events_archived.sql",
+                                    "sinks/snk_backfill_ad_minute.sql"}
+    assert {"views/int_events_deduped.sql", "views/int_events_enriched.sql", "views/int_events_billable.sql",
+            "views/int_event_measures.sql", "views/int_ad_minute.sql", "views/mart_ad_minute.sql"} <= backfill & streaming
+    assert "CREATE" not in re.sub(r"--.*", "", (SQL_DIR / "jobs" / "backfill.sql").read_text())
+    # Rendered, the shared views are the same statements, but for the arrival order of the dedups.
+    online, batch = _views(render("local")), _views(render("local", "backfill", **example_params("backfill")))
+    for name in ("int_events_deduped", "int_events_billable", "int_event_measures", "int_ad_minute"):
+        assert batch[name] == online[name], name
+    assert batch["mart_ad_minute"].split("UNIX_TIMESTAMP() * 1000")[0] == online["mart_ad_minute"].split(
+        "UNIX_TIMESTAMP() * 1000")[0]
+    assert batch["int_events_enriched"].replace("TO_TIMESTAMP_LTZ(kafka_offset, 3) AS proc_time",
+                                                "PROCTIME() AS proc_time") == online["int_events_enriched"]
+    # In batch there is no watermark: the archive's staging view replaces the late split.
+    assert "CURRENT_WATERMARK" not in batch["stg_events_on_time"] and "CURRENT_WATERMARK" in online["stg_events_on_time"]

@@ -1,6 +1,6 @@
--- streaming: the streaming job. Reads the raw topic, splits late events into the late topic,
--- deduplicates, enriches, applies billing idempotency and writes every mart to its topic.
--- Outputs: snk_late_events and, for every sql/views/mart_<name>.sql, sink sql/sinks/snk_<name>.sql
+-- streaming: the streaming job. Reads the raw topic, archives every delivery, splits late events
+-- into the late topic, deduplicates, enriches, applies billing idempotency and writes every mart
+-- to its topic. Outputs: snk_raw_archive, snk_late_events and, for every sql/views/mart_<name>.sql, sink sql/sinks/snk_<name>.sql
 -- (found by file name: an analyst adds an aggregate by adding those two files).
 -- Settings come from the environment file.
 SET 'pipeline.name' = 'adagg-streaming-prod';
@@ -49,6 +49,9 @@ CREATE TABLE src_ad_events_raw (
   cost_micros BIGINT,
   conversion_value_micros BIGINT,
   referrer_domain STRING,
+  -- Where the delivery sits in Kafka: the raw archive's manifests record offset ranges from these.
+  kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+  kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
   proc_time AS PROCTIME(),
   ts AS TO_TIMESTAMP_LTZ(event_time, 3),
   WATERMARK FOR ts AS ts - INTERVAL '30' SECOND - INTERVAL '90' SECOND
@@ -107,6 +110,20 @@ SELECT
 FROM src_ad_events_raw
 WHERE ts <= CURRENT_WATERMARK(ts);
 
+-- stg_raw_archive: every raw delivery as the archive stores it: the contract's columns (the
+-- schema version per row), where it sat in Kafka, and its UTC event date and hour partition.
+-- Grain: one event delivery (duplicates and late events included). Input: src_ad_events_raw.
+CREATE TEMPORARY VIEW stg_raw_archive AS
+SELECT
+  schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
+  ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
+  referrer_domain,
+  kafka_partition,
+  kafka_offset,
+  DATE_FORMAT(ts, 'yyyy-MM-dd') AS dt,
+  DATE_FORMAT(ts, 'HH') AS hr
+FROM src_ad_events_raw;
+
 -- int_events_deduped: on-time events with exact duplicates removed (first delivery wins).
 -- Grain: one event (event_id). Input: stg_events_on_time.
 -- Ordering by processing time keeps the output append-only, so windows can follow. The state
@@ -115,7 +132,7 @@ CREATE TEMPORARY VIEW int_events_deduped AS
 SELECT
   schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
   ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
-  referrer_domain, ts
+  referrer_domain, kafka_offset, ts
 FROM (
   SELECT *,
     ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS delivery_rank
@@ -145,8 +162,8 @@ SELECT
     WHEN 'click' THEN 60000
     WHEN 'conversion' THEN 86400000
   END) AS STRING)) AS billing_key,
-  -- A fresh processing-time attribute for the billing dedup (the first one is consumed by
-  -- the exact dedup, which must not pass it on to stay a deduplication).
+  -- A fresh arrival-time attribute for the billing dedup (the first one is consumed by the
+  -- exact dedup, which must not pass it on to stay a deduplication); macros/modes.sql.
   PROCTIME() AS proc_time,
   ts
 FROM (
@@ -282,7 +299,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
+  '0.1.0+sql.98bbf098ad79' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -349,7 +366,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
+  '0.1.0+sql.98bbf098ad79' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -414,7 +431,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
+  '0.1.0+sql.98bbf098ad79' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -486,7 +503,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
+  '0.1.0+sql.98bbf098ad79' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -553,7 +570,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
+  '0.1.0+sql.98bbf098ad79' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -670,7 +687,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
+  '0.1.0+sql.98bbf098ad79' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -731,7 +748,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.efd706a3d2f3' AS pipeline_version,
+  '0.1.0+sql.98bbf098ad79' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
@@ -823,6 +840,42 @@ CREATE TABLE snk_late_events (
   'properties.transaction.timeout.ms' = '900000'
 );
 
+-- snk_raw_archive: the immutable raw archive at `archive.path`: Parquet files partitioned by UTC
+-- event date and hour (dt=YYYY-MM-DD/hr=HH). Exactly once: files are committed with checkpoints.
+-- A partition is committed (_SUCCESS) once the watermark passes its end; `adagg archive seal`
+-- then writes its manifest (archive/manifest.py). Late events still land in their event hour.
+-- Grain: one raw delivery. Input: stg_raw_archive.
+CREATE TABLE snk_raw_archive (
+  schema_version INT,
+  event_id STRING,
+  event_type STRING,
+  event_time BIGINT,
+  ad_id STRING,
+  campaign_id STRING,
+  advertiser_id STRING,
+  user_id STRING,
+  ip STRING,
+  user_agent STRING,
+  placement_id STRING,
+  publisher_id STRING,
+  cost_micros BIGINT,
+  conversion_value_micros BIGINT,
+  referrer_domain STRING,
+  kafka_partition INT,
+  kafka_offset BIGINT,
+  dt STRING,
+  hr STRING
+) PARTITIONED BY (dt, hr) WITH (
+  'connector' = 'filesystem',
+  'path' = 's3://adagg-prod-raw-archive/ad-events',
+  'format' = 'parquet',
+  'sink.partition-commit.trigger' = 'partition-time',
+  'partition.time-extractor.timestamp-pattern' = '$dt $hr:00:00',
+  'sink.partition-commit.delay' = '0 s',
+  'sink.partition-commit.watermark-time-zone' = 'UTC',
+  'sink.partition-commit.policy.kind' = 'success-file'
+);
+
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO snk_ad_day SELECT * FROM mart_ad_day;
@@ -834,4 +887,5 @@ INSERT INTO snk_events_enriched SELECT * FROM mart_events_enriched;
 INSERT INTO snk_publisher_minute SELECT * FROM mart_publisher_minute;
 INSERT INTO snk_top_ads_minute SELECT * FROM mart_top_ads_minute;
 INSERT INTO snk_late_events SELECT * FROM stg_events_late;
+INSERT INTO snk_raw_archive SELECT * FROM stg_raw_archive;
 END;
