@@ -375,14 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     from adagg.stack import StackError
     from collector.client import CollectorError
     from archive.manifest import ArchiveError
-    from reconcile.run import NotClosed
     from reconcile.schedule import NotReconciled
     from serving.runner import PinotUnavailable
 
     try:
         args.func(args)
     except (StackError, PinotError, PinotUnavailable, CollectorError, envs.EnvError, ValueError, ArchiveError,
-            NotClosed, NotReconciled) as exc:
+            NotReconciled) as exc:
         print(f"adagg: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -2,7 +2,8 @@
 write a mismatch report, and publish corrections into the reconciled tier.
 
 One pass over [from, to), whole hours:
-1. the range must be closed in the final tier (Pinot's ad_minute holds windows past it);
+1. every archive partition (hour) of the range must be sealed: committed by the streaming job
+   once its watermark passed the hour, which also closed every final window of that hour;
 2. backfill (reconcile/backfill.py) checks the manifests and recomputes the minute windows;
 3. the rows ad_minute shows now, and the late deliveries per ad and minute, are read from Pinot;
 4. reconcile/diff.py finds the mismatches and their reasons; the report goes to
@@ -23,15 +24,11 @@ from pathlib import Path
 from adagg.sql import output_topic, pipeline_version
 from archive.manifest import HOUR_MS
 from reconcile import backfill, diff
-from serving.queries import MEASURES, MINUTE_FINAL, MINUTE_MS, closed_until
+from serving.queries import MEASURES, MINUTE_FINAL
 
 LEDGER = "_RECONCILED.jsonl"  # at the archive root: one line per reconcile pass
 _COLUMNS = (*diff.KEY, *diff.DESCRIPTIVE, *MEASURES, "version")
 _LIMIT = 10_000_000
-
-
-class NotClosed(RuntimeError):
-    """The range is not final yet in the serving table: nothing to reconcile against."""
 
 
 def online_rows(run, lo: int, hi: int) -> dict[tuple, dict]:
@@ -95,10 +92,6 @@ def reconcile(env, run, lo: int, hi: int, say=print, publish_corrections: bool =
               visible_timeout_s: float = 180) -> dict:
     """One pass over the whole hours of [lo, hi); returns its summary (also in the report folder)."""
     lo, hi = lo - lo % HOUR_MS, -(-hi // HOUR_MS) * HOUR_MS
-    final_until = closed_until(run, MINUTE_FINAL, MINUTE_MS)
-    if final_until is None or final_until < hi:
-        raise NotClosed(f"windows up to {backfill._iso(hi)} are not all final yet (the final tier is closed until "
-                        f"{backfill._iso(final_until) if final_until else 'nothing'}); reconcile closed hours only")
     name = f"{backfill._iso(lo)}_{backfill._iso(hi)}".replace(":", "")
     directory = backfill.reports_dir(env) / "reconcile" / name
     done = backfill.run(env, lo, hi, directory / "batch", say=say)

@@ -10,7 +10,6 @@ from pathlib import Path
 from archive.manifest import HOUR_MS, MANIFEST, ArchiveError, Partition, partitions_between, seal_all, verify
 from reconcile import backfill, billing
 from reconcile.run import online_rows, reconcile, reconciled_hours
-from serving.queries import MINUTE_FINAL, MINUTE_MS, closed_until
 
 DAY_MS = 86_400_000
 
@@ -55,7 +54,7 @@ def billing_report(env, run, date: str, source: str = "pinot", out: Path | None 
 
 
 def pass_once(env, run, say=print) -> dict:
-    """One scheduled pass: seal, reconcile the closed hours whose manifest was never reconciled
+    """One scheduled pass: seal, reconcile the sealed hours whose manifest was never reconciled
     or changed since (contiguous hours in one batch job), then bill every closed day again if
     anything was reconciled (or it was never billed)."""
     root = backfill.archive_dir(env)
@@ -63,7 +62,6 @@ def pass_once(env, run, say=print) -> dict:
         say("the archive is empty")
         return {"reconciled": [], "billed": []}
     seal_all(root, say=say)
-    final_until = closed_until(run, MINUTE_FINAL, MINUTE_MS) or 0
     partitions = [Partition(d.parent.name.removeprefix("dt="), d.name.removeprefix("hr="))
                   for d in sorted(root.glob("dt=*/hr=*")) if (d / MANIFEST).exists()]
     manifests = verify(root, partitions)
@@ -71,7 +69,7 @@ def pass_once(env, run, say=print) -> dict:
     ranges: list[list[int]] = []
     for partition, manifest in zip(partitions, manifests):
         start = partition.start_ms
-        if reconciled.get(manifest["partition"]) == manifest["sha256"] or start + HOUR_MS > final_until:
+        if reconciled.get(manifest["partition"]) == manifest["sha256"]:
             continue
         if ranges and ranges[-1][1] == start:
             ranges[-1][1] = start + HOUR_MS
@@ -81,10 +79,12 @@ def pass_once(env, run, say=print) -> dict:
     if not ranges:
         say("nothing to reconcile: every closed hour is reconciled with its current manifest")
     billed = []
+    # A day is over once a partition at or after its end is committed (the watermark passed it).
+    closed_until = max((p.start_ms for p in partitions), default=0)
     for day in sorted({p.dt for p in partitions}):
         lo, hi = day_range(day)
         billed_before = (backfill.reports_dir(env) / "billing" / day / "pinot" / f"billing_{day}.digest.json").exists()
-        if hi > final_until or (billed_before and not done):
+        if hi > closed_until or (billed_before and not done):
             continue
         try:
             billed.append(billing_report(env, run, day, say=say))

@@ -29,7 +29,8 @@ CREATE TABLE snk_raw_archive (
   'format' = 'parquet',
   'sink.partition-commit.trigger' = 'partition-time',
   'partition.time-extractor.timestamp-pattern' = '$dt $hr:00:00',
-  'sink.partition-commit.delay' = '0 s',
+  -- The partition time is the hour's start: commit once the watermark is an hour past it.
+  'sink.partition-commit.delay' = '1 h',
   'sink.partition-commit.watermark-time-zone' = 'UTC',
   'sink.partition-commit.policy.kind' = 'success-file'
 );

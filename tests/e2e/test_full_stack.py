@@ -341,6 +341,92 @@ def test_idle_read_committed_topics_stay_queryable_and_report_their_age(stack, a
         assert second[table]["age_s"] - first[table]["age_s"] >= 14
 
 
+# ---------------------------------------------------------------- raw archive, reconciliation, billing
+
+DAY_MS = 86_400_000
+
+
+def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stack, tmp_path):
+    """A run alone on a day of its own, with late events: the final tier equals the oracle and
+    differs from the truth (every unique event) only in windows with late events. The archive the
+    job wrote holds every delivery once. Reconcile names the late events as the reason, publishes
+    corrections, after which ad_minute equals the truth; a second pass publishes nothing. The
+    billing report is byte-identical when written twice and when recomputed from raw data, and a
+    corrupted archive file is reported, never billed from."""
+    import pyarrow.dataset as ds
+
+    from archive.manifest import seal_all
+    from reconcile import backfill
+    from reconcile.run import online_rows, reconcile
+    from reconcile.schedule import billing_report
+    from serving.runner import PinotRunner
+
+    env = load("local")
+    day = -(-next_start_ms(env) // DAY_MS) * DAY_MS
+    date = time.strftime("%Y-%m-%d", time.gmtime(day / 1000))
+    traffic = make_traffic(env, seed=61, events=8_000, ads=20, start_ms=day, close_day=True)
+    oracle = traffic.oracle
+    send_traffic(env, traffic, pause_s=4)
+    check_run(env, oracle)  # the final tier (Kafka and Pinot) equals the oracle
+    in_day = lambda rows: {k: v for k, v in rows.items() if day <= k[0] < day + DAY_MS}  # noqa: E731
+    truth, final = in_day(oracle.reconciled), in_day(oracle.minute)
+    late_windows = {(e["event_time"] - e["event_time"] % 60_000, e["ad_id"])
+                    for e in (json.loads(s.value) for phase in traffic.phases for s in phase)
+                    if e["event_id"] in oracle.late_event_ids}
+    differing = {k for k in truth.keys() | final.keys() if truth.get(k) != final.get(k)}
+    assert differing and all((k[0], k[1]) in late_windows for k in differing)
+
+    # The archive: every hour of the day committed by the watermark, every delivery exactly once.
+    root = backfill.archive_dir(env)
+    hours = {f"dt={date}/hr={h:02d}" for h in {(json.loads(s.value)["event_time"] - day) // 3_600_000
+                                                 for phase in traffic.phases for s in phase} if h < 24}
+    deadline = time.monotonic() + 60
+    while not all((root / h / "_SUCCESS").exists() for h in hours) and time.monotonic() < deadline:
+        time.sleep(2)
+    seal_all(root, say=lambda _: None)
+    archived = ds.dataset(str(root / f"dt={date}"), format="parquet").to_table(
+        columns=["event_id", "kafka_partition", "kafka_offset"]).to_pylist()
+    sent = [json.loads(s.value)["event_id"] for phase in traffic.phases for s in phase
+            if json.loads(s.value)["event_time"] < day + DAY_MS]
+    assert sorted(r["event_id"] for r in archived) == sorted(sent)
+    assert len({(r["kafka_partition"], r["kafka_offset"]) for r in archived}) == len(archived)
+
+    run = PinotRunner(env.pinot.broker_url, timeout_s=120)
+    try:
+        first = reconcile(env, run, day, day + DAY_MS, say=lambda _: None)
+        assert first["mismatches_by_reason"] == {"late_events": len(differing)}
+        assert first["published_corrections"] == len(differing)
+        report = (Path(first["report"]) / "mismatches.csv").read_text().splitlines()
+        assert len(report) == len(differing) + 1 and all(line.endswith(",late_events") for line in report[1:])
+        shown = online_rows(run, day, day + DAY_MS)
+        assert {k: {c: r[c] for c in MEASURES} for k, r in shown.items() if any(r[c] for c in MEASURES)} == {
+            k: {c: r[c] for c in MEASURES} for k, r in truth.items()}
+        assert {k for k, r in shown.items() if r["version"] == 2} == differing
+        second = reconcile(env, run, day, day + DAY_MS, say=lambda _: None)
+        assert second["mismatched_keys"] == 0 and second["published_corrections"] == 0
+
+        one = billing_report(env, run, date, "pinot", out=tmp_path / "one", say=lambda _: None)
+        two = billing_report(env, run, date, "pinot", out=tmp_path / "two", say=lambda _: None)
+        raw = billing_report(env, run, date, "archive", out=tmp_path / "raw", say=lambda _: None)
+        assert one == two and raw["digest"] == one["digest"] and raw["files"] == one["files"]
+        for name in one["files"]:
+            assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+        assert one["totals"]["spend_micros"] == sum(r["spend_micros"] for r in truth.values())
+    finally:
+        run.close()
+
+    victim = next(iter(sorted(root.glob(f"dt={date}/hr=*/part-*"))))
+    original = victim.read_bytes()
+    victim.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))
+    try:
+        refused = subprocess.run([sys.executable, "-m", "adagg.cli", "report", "billing", "--date", date,
+                                  "--out", str(tmp_path / "bad")], capture_output=True, text=True, cwd=REPO)
+        assert refused.returncode == 1 and f"{victim.name} does not match its checksum" in refused.stderr
+        assert not (tmp_path / "bad").exists()
+    finally:
+        victim.write_bytes(original)
+
+
 def _our_processes(home: Path) -> list[int]:
     marker = f"{MARKER}={home}".encode()
     pids = []

@@ -19,4 +19,5 @@ def isolated_env(run: str, **changes):
     renamed["outputs.prefix"] = f"{env.outputs.prefix}{run}."
     renamed["flink.consumer_group"] = f"{env.flink.consumer_group}-{run}"
     renamed["flink.transactional_id_prefix"] = f"{env.flink.transactional_id_prefix}-{run}"
+    renamed["archive.path"] = f"it-archive/{run}"  # under ADAGG_HOME
     return override(env, {**renamed, **changes})

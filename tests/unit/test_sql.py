@@ -132,7 +132,7 @@ def test_templates_hold_no_environment_values():
 
 
 def test_sql_style_header_and_uppercase_keywords():
-    for path in (SQL_DIR / "sources").glob("*.sql"), (SQL_DIR / "views").glob("*.sql"), (SQL_DIR / "sinks").glob("*.sql"):
+    for path in (SQL_DIR / "sources").glob("*.sql"), (SQL_DIR / "views").rglob("*.sql"), (SQL_DIR / "sinks").glob("*.sql"):
         for p in path:
             text = p.read_text()
             assert text.startswith(f"-- {p.stem}:"), f"{p} needs a header comment naming what it produces"
@@ -180,7 +180,7 @@ def test_backfill_runs_the_streaming_jobs_own_sql_files():
         return set(re.findall(r'\{% include "([^"]+)" %\}', text))
     streaming = includes("streaming") | {f"views/mart_{m}.sql" for m in marts()}  # marts: included by a loop
     backfill = includes("backfill")
-    assert backfill - streaming == {"sources/src_ad_events_archive.sql", "views/stg_events_archived.sql",
+    assert backfill - streaming == {"sources/src_ad_events_archive.sql", "views/batch/stg_events_on_time.sql",
                                     "sinks/snk_backfill_ad_minute.sql"}
     assert {"views/int_events_deduped.sql", "views/int_events_enriched.sql", "views/int_events_billable.sql",
             "views/int_event_measures.sql", "views/int_ad_minute.sql", "views/mart_ad_minute.sql"} <= backfill & streaming

@@ -1,6 +1,6 @@
 -- backfill: the streaming job's own dedup, enrichment and window SQL, run in batch mode over the
 -- raw archive for the hours of [from_ms, to_ms): the reconciled tier's numbers. Only the source
--- (src_ad_events_archive + stg_events_archived instead of the Kafka topic and the late split)
+-- (src_ad_events_archive + views/batch/stg_events_on_time.sql instead of the Kafka topic and the late split)
 -- and the execution mode differ; every view from int_events_deduped to mart_ad_minute is the
 -- very file the streaming job includes (tests/unit/test_sql.py checks it).
 -- Output: snk_backfill_ad_minute, the minute windows in [from_ms, to_ms).
@@ -52,9 +52,10 @@ CREATE TABLE src_ad_events_archive (
   'format' = 'parquet'
 );
 
--- stg_events_archived: the batch counterpart of stg_events_on_time.sql, under the same view
--- name so that the shared views (int_events_deduped onwards) read it unchanged. In a batch there
--- is no watermark, so no event is late: every archived delivery of the chosen hours is kept.
+-- stg_events_on_time: the batch counterpart of views/stg_events_on_time.sql (views/batch/ holds
+-- the backfill's own views), under the same name so that the shared views (int_events_deduped
+-- onwards) read it unchanged. In a batch there is no watermark, so no event is late: every
+-- archived delivery of the chosen hours is kept.
 -- Grain: one event delivery (duplicates still present). Input: src_ad_events_archive, the
 -- partitions (hours) of the backfill's range only.
 CREATE TEMPORARY VIEW stg_events_on_time AS
@@ -192,7 +193,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.98bbf098ad79' AS pipeline_version,
+  '0.1.0+sql.2232d6709dd1' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
