@@ -82,6 +82,8 @@ def variant_env(env: Namespace, run_id: str, variant: str, round_no: int) -> Nam
         "topics.enriched.name": f"{ns}.ad-events.enriched",
         "flink.consumer_group": f"adagg-bench-{run_id}-{variant}-r{round_no}",
         "flink.transactional_id_prefix": f"adagg-bench-{run_id}-{variant}-r{round_no}",
+        # The full job archives every delivery too: into a folder of the run's, not the stack's archive.
+        "archive.path": f"/tmp/adagg-bench-{run_id}-archive/{variant}-r{round_no}",
     })
 
 
@@ -440,6 +442,7 @@ def benchmark(args: argparse.Namespace) -> dict:
     finally:
         if checkpoint_dir is not None:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        shutil.rmtree(f"/tmp/adagg-bench-{run_id}-archive", ignore_errors=True)
         if report.get("produce") or report.get("started_kafka") is not None:
             if args.keep_topics:
                 say(f"keeping the benchmark's topics (bench.{run_id}.*)")
