@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 from adagg.sql import output_topic, pipeline_version
@@ -39,11 +40,11 @@ def online_rows(run, lo: int, hi: int) -> dict[tuple, dict]:
 
 
 def late_deliveries(run, lo: int, hi: int) -> dict[tuple[int, str], int]:
-    """Late deliveries the streaming job set aside, per (minute window start, ad_id)."""
-    rows = run("SELECT ad_id, event_time - MOD(event_time, 60000) AS minute, COUNT(*) AS n FROM late_events "
-               f"WHERE event_time >= %(lo)s AND event_time < %(hi)s GROUP BY ad_id, minute LIMIT {_LIMIT}",
-               {"lo": lo, "hi": hi})
-    return {(int(r["minute"]), r["ad_id"]): int(r["n"]) for r in rows}
+    """Late deliveries the streaming job set aside, per (minute window start, ad_id). Late events
+    are few, so they are counted here rather than grouped by an expression in Pinot."""
+    rows = run(f"SELECT ad_id, event_time FROM late_events WHERE event_time >= %(lo)s AND event_time < %(hi)s "
+               f"LIMIT {_LIMIT}", {"lo": lo, "hi": hi})
+    return dict(Counter((int(r["event_time"]) - int(r["event_time"]) % 60_000, r["ad_id"]) for r in rows))
 
 
 def publish(env, rows: list[dict]) -> None:

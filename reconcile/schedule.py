@@ -65,32 +65,42 @@ def pass_once(env, run, say=print) -> dict:
     partitions = [Partition(d.parent.name.removeprefix("dt="), d.name.removeprefix("hr="))
                   for d in sorted(root.glob("dt=*/hr=*")) if (d / MANIFEST).exists()]
     manifests = verify(root, partitions)
-    reconciled = reconciled_hours(env)
-    ranges: list[list[int]] = []
-    for partition, manifest in zip(partitions, manifests):
-        start = partition.start_ms
-        if reconciled.get(manifest["partition"]) == manifest["sha256"]:
-            continue
-        if ranges and ranges[-1][1] == start:
-            ranges[-1][1] = start + HOUR_MS
-        else:
-            ranges.append([start, start + HOUR_MS])
+    ranges = due_ranges(partitions, manifests, reconciled_hours(env))
     done = [reconcile(env, run, lo, hi, say=say) for lo, hi in ranges]
     if not ranges:
         say("nothing to reconcile: every closed hour is reconciled with its current manifest")
     billed = []
-    # A day is over once a partition at or after its end is committed (the watermark passed it).
-    closed_until = max((p.start_ms for p in partitions), default=0)
-    for day in sorted({p.dt for p in partitions}):
-        lo, hi = day_range(day)
+    for day in closed_days(partitions):
         billed_before = (backfill.reports_dir(env) / "billing" / day / "pinot" / f"billing_{day}.digest.json").exists()
-        if hi > closed_until or (billed_before and not done):
+        if billed_before and not done:
             continue
         try:
             billed.append(billing_report(env, run, day, say=say))
-        except NotReconciled as why:
+        except (NotReconciled, ArchiveError) as why:
             say(f"  {day} not billed: {why}")
     return {"reconciled": done, "billed": billed}
+
+
+def due_ranges(partitions: list[Partition], manifests: list[dict], reconciled: dict[str, str]) -> list[tuple[int, int]]:
+    """The hours to reconcile: sealed ones never reconciled, or reconciled with another manifest
+    (a late file arrived since), merged into contiguous [lo, hi) ranges."""
+    ranges: list[list[int]] = []
+    for partition, manifest in sorted(zip(partitions, manifests), key=lambda pm: pm[0].start_ms):
+        if reconciled.get(manifest["partition"]) == manifest["sha256"]:
+            continue
+        start = partition.start_ms
+        if ranges and ranges[-1][1] == start:
+            ranges[-1][1] = start + HOUR_MS
+        else:
+            ranges.append([start, start + HOUR_MS])
+    return [(lo, hi) for lo, hi in ranges]
+
+
+def closed_days(partitions: list[Partition]) -> list[str]:
+    """Days that are over: a partition at or after the day's end is committed, so the watermark
+    has passed the whole day."""
+    newest = max((p.start_ms for p in partitions), default=0)
+    return sorted(d for d in {p.dt for p in partitions} if day_range(d)[1] <= newest)
 
 
 def schedule(env, run, interval_s: float, once: bool, say=print) -> None:

@@ -73,3 +73,18 @@ def test_billing_report_sums_per_level_and_is_byte_identical(tmp_path):
     other = billing.write("2026-11-28", rows, [{"partition": "dt=2026-11-28/hr=10", "sha256": "cd"}],
                           tmp_path / "three", "pinot")
     assert other["digest"] != first["digest"]  # other archive inputs, other digest
+
+
+def test_scheduled_passes_reconcile_new_or_changed_hours_and_bill_days_that_are_over():
+    from archive.manifest import Partition
+    from reconcile.schedule import closed_days, due_ranges
+
+    hours = [Partition("2026-11-28", h) for h in ("09", "10", "11", "13", "23")] + [Partition("2026-11-29", "00")]
+    manifests = [{"partition": p.name, "sha256": f"s-{p.name}"} for p in hours]
+    reconciled = {"dt=2026-11-28/hr=10": "s-dt=2026-11-28/hr=10",       # up to date: skipped
+                  "dt=2026-11-28/hr=11": "an older manifest"}           # a late file since: again
+    ranges = due_ranges(hours, manifests, reconciled)
+    h = hours[0].start_ms
+    assert ranges == [(h, h + 3_600_000), (h + 2 * 3_600_000, h + 3 * 3_600_000),
+                      (h + 4 * 3_600_000, h + 5 * 3_600_000), (h + 14 * 3_600_000, h + 16 * 3_600_000)]
+    assert closed_days(hours) == ["2026-11-28"]  # the 29th is still going
