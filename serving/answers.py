@@ -8,8 +8,9 @@ from serving.params import BadParameter, Filters
 from serving.queries import Run
 
 TIER_RULE = ("Closed windows (at or before the newest window of the final table of that grain) come from the "
-             "final tier; open ones from the live tier; an open hour or day sums its minutes. Each bucket names "
-             "its tier.")
+             "final tier; open ones from the live tier; an open hour or day sums its minutes. A closed window "
+             "that reconciliation corrected (a row of version 2 or more in the final table) is the reconciled "
+             "tier's. Each bucket names its tier.")
 
 
 def ad_metrics(run: Run, ad_id: str, start, end, grain: str, filters: Filters) -> dict:

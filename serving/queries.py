@@ -32,6 +32,7 @@ TIME_COLUMN = {"events_enriched": "event_time", "late_events": "event_time"}  # 
 TABLES = ("ad_minute", "ad_minute_live", "ad_hour", "ad_day", "ad_sliding_5m", "top_ads_minute", "publisher_minute",
           "events_enriched", "late_events")
 MINUTE_MS = GRAINS["minute"]
+FINAL_VERSION = 1  # the streaming job's rows; reconciliation publishes corrections above it
 _GROUP_LIMIT = 100_000  # Pinot returns 10 groups unless told otherwise
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pinot-statement")
 
@@ -88,10 +89,17 @@ def _sums(run: Run, table: str, group_by: tuple[str, ...], keys: dict[str, str],
         params[column] = value
     groups = ", ".join(group_by)
     sums = ", ".join(f"SUM({m}) AS {m}" for m in MEASURES)
-    sql = (f"SELECT {groups}, {sums} FROM {table} WHERE {' AND '.join(conditions)} "
+    # The highest row version tells whether a reconciliation corrected any row of the group.
+    sql = (f"SELECT {groups}, {sums}, MAX(version) AS version FROM {table} WHERE {' AND '.join(conditions)} "
            f"GROUP BY {groups} LIMIT {_GROUP_LIMIT}")
     rows = run(sql, params)
-    return [{**{g: r[g] for g in group_by}, **{m: int(r[m]) for m in MEASURES}} for r in rows]
+    return [{**{g: r[g] for g in group_by}, **{m: int(r[m]) for m in MEASURES}, "version": int(r["version"])}
+            for r in rows]
+
+
+def _tier_of(row: dict, tier: str) -> str:
+    """A final-tier group with a corrected row (version above 1) is the reconciled tier's."""
+    return "reconciled" if tier == "final" and row["version"] > FINAL_VERSION else tier
 
 
 def _add(into: dict, row: dict) -> None:
@@ -122,12 +130,12 @@ def minutes(run: Run, group_by: tuple[str, ...], keys: dict[str, str], filters: 
             key = tuple(row[g] for g in group_by)
             measures, tiers = out.setdefault(key, ({}, set()))
             _add(measures, row)
-            tiers.add(tier)
+            tiers.add(_tier_of(row, tier))
     return out
 
 
 def _tier(tiers: set) -> str:
-    return "+".join(t for t in ("final", "live") if t in tiers) or "none"
+    return "+".join(t for t in ("reconciled", "final", "live") if t in tiers) or "none"
 
 
 def freshness(run: Run, tables: tuple[str, ...] = TABLES, now_ms: int | None = None, rows: bool = False) -> dict[str, dict]:
@@ -158,7 +166,7 @@ def ad_metrics(run: Run, ad_id: str, grain: str, lo: int, hi: int, filters: Filt
         table_closed_until = closed_until(run, table, step)
         open_from = lo if table_closed_until is None else max(lo, min(hi, table_closed_until))
         for row in _sums(run, table, ("window_start_ms",), {"ad_id": ad_id}, filters, lo, open_from):
-            buckets[int(row["window_start_ms"])] = ({m: row[m] for m in MEASURES}, {"final"})
+            buckets[int(row["window_start_ms"])] = ({m: row[m] for m in MEASURES}, {_tier_of(row, "final")})
         for (start,), (measures, tiers) in minutes(run, ("window_start_ms",), {"ad_id": ad_id}, filters, open_from,
                                                    hi, minute_closed_until).items():
             bucket = int(start) - int(start) % step

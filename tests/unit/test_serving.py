@@ -45,8 +45,10 @@ class MemoryPinot:
         out: dict = {}
         for r in rows:
             key = tuple(r[g] for g in groups)
-            agg = out.setdefault(key, {**dict(zip(groups, key)), "n": 0, **{m: 0 for m in queries.MEASURES}})
+            agg = out.setdefault(key, {**dict(zip(groups, key)), "n": 0, "version": 0,
+                                       **{m: 0 for m in queries.MEASURES}})
             agg["n"] += 1
+            agg["version"] = max(agg["version"], r.get("version", 1))
             for m in queries.MEASURES:
                 agg[m] += r.get(m, 0)
         return list(out.values())
@@ -280,3 +282,11 @@ def test_boundary_refresher_asks_only_for_rows_at_or_after_the_last_answer():
     pinot.tables["ad_minute"] = [row(T0)]  # recreated with older rows: nothing at or after the last answer
     cached.refresh()
     assert pinot.sql[-1][0] == newest_sql and queries.newest(cached, "ad_minute") == T0
+
+
+def test_a_window_with_a_reconciled_row_says_so(pinot):
+    pinot.tables["ad_minute"].append(row(T0 + 2 * M, ad="ad-3", clicks=7, version=2))  # a correction
+    answer = queries.ad_metrics(pinot, "ad-3", "minute", T0, T0 + 5 * M, Filters())
+    assert [(b["clicks"], b["tier"]) for b in answer["buckets"]] == [(7, "reconciled")]
+    campaign = queries.summary(pinot, "campaign", "camp-1", T0, T0 + 5 * M, Filters())
+    assert campaign["tier"] == "reconciled+final+live"
