@@ -346,7 +346,7 @@ def test_idle_read_committed_topics_stay_queryable_and_report_their_age(stack, a
 DAY_MS = 86_400_000
 
 
-def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stack, tmp_path):
+def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stack, api, tmp_path):
     """A run alone on a day of its own, with late events: the final tier equals the oracle and
     differs from the truth (every unique event) only in windows with late events. The archive the
     job wrote holds every delivery once. Reconcile names the late events as the reason, publishes
@@ -402,6 +402,12 @@ def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stac
         assert {k: {c: r[c] for c in MEASURES} for k, r in shown.items() if any(r[c] for c in MEASURES)} == {
             k: {c: r[c] for c in MEASURES} for k, r in truth.items()}
         assert {k for k, r in shown.items() if r["version"] == 2} == differing
+        # The query API answers a corrected window from the reconciled tier, with the truth's numbers.
+        start, ad = sorted(differing)[0][:2]
+        answer = httpx.get(f"{api}/v1/ads/{ad}/metrics", params={"from": start, "to": start + 60_000}).json()
+        [bucket] = answer["buckets"]
+        assert bucket["tier"] == "reconciled" and bucket["clicks"] == sum(
+            r["clicks"] for k, r in truth.items() if k[:2] == (start, ad))
         second = reconcile(env, run, day, day + DAY_MS, say=lambda _: None)
         assert second["mismatched_keys"] == 0 and second["published_corrections"] == 0
 
