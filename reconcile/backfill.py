@@ -84,7 +84,7 @@ def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s
     if not manifests:
         raise ArchiveError(f"the archive holds no sealed partition between {from_ms} and {to_ms}")
     total = sum(m["rows"] for m in manifests)
-    say(f"backfill {_iso(from_ms)} .. {_iso(to_ms)}: {len(manifests)} sealed partitions, {total:,} archived rows "
+    say(f"backfill {iso(from_ms)} .. {iso(to_ms)}: {len(manifests)} sealed partitions, {total:,} archived rows "
         f"(manifests checked)")
     if output.exists():
         shutil.rmtree(output)
@@ -134,5 +134,5 @@ def read_rows(output: Path) -> dict[tuple, dict]:
     return {tuple(r[c] for c in KEY): r for r in rows}
 
 
-def _iso(ms: int) -> str:
+def iso(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))

@@ -93,7 +93,7 @@ def reconcile(env, run, lo: int, hi: int, say=print, publish_corrections: bool =
               visible_timeout_s: float = 180) -> dict:
     """One pass over the whole hours of [lo, hi); returns its summary (also in the report folder)."""
     lo, hi = lo - lo % HOUR_MS, -(-hi // HOUR_MS) * HOUR_MS
-    name = f"{backfill._iso(lo)}_{backfill._iso(hi)}".replace(":", "")
+    name = f"{backfill.iso(lo)}_{backfill.iso(hi)}".replace(":", "")
     directory = backfill.reports_dir(env) / "reconcile" / name
     done = backfill.run(env, lo, hi, directory / "batch", say=say)
     batch = backfill.read_rows(directory / "batch")
@@ -108,13 +108,15 @@ def reconcile(env, run, lo: int, hi: int, say=print, publish_corrections: bool =
     write_report(directory, found, summary)
     say(f"compared {len(online):,} online rows with {len(batch):,} recomputed: {len(found):,} mismatches "
         f"{summary['mismatches_by_reason'] or ''}".rstrip())
-    if fixes and publish_corrections:
+    if not fixes:
+        say("  nothing to publish: the serving table already equals the recomputation")
+    elif not publish_corrections:
+        say(f"  dry run: {len(fixes):,} corrections not published")
+    else:
         publish(env, fixes)
         say(f"  published {len(fixes):,} corrections (tier reconciled) to {output_topic(env, 'ad-minute').name}")
         wait_visible(run, fixes, lo, hi, visible_timeout_s, say)
         say("  Pinot shows every correction")
-    elif not fixes:
-        say("  nothing to publish: the serving table already equals the recomputation")
     if publish_corrections:
         with (backfill.archive_dir(env) / LEDGER).open("a") as ledger:
             ledger.write(json.dumps({"from_ms": lo, "to_ms": hi, "archive_manifests": summary["archive_manifests"],
