@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from serving.params import GRAINS, Filters
@@ -34,7 +33,6 @@ TABLES = ("ad_minute", "ad_minute_live", "ad_hour", "ad_day", "ad_sliding_5m", "
 MINUTE_MS = GRAINS["minute"]
 FINAL_VERSION = 1  # the streaming job's rows; reconciliation publishes corrections above it
 _GROUP_LIMIT = 100_000  # Pinot returns 10 groups unless told otherwise
-_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pinot-statement")
 
 
 def once(run: Run) -> Run:
@@ -122,11 +120,8 @@ def minutes(run: Run, group_by: tuple[str, ...], keys: dict[str, str], filters: 
     group: {group values: (measures, tiers used)}."""
     cut = lo if closed_until is None else max(lo, min(hi, closed_until))
     out: dict[tuple, tuple[dict, set]] = {}
-    parts = ((MINUTE_FINAL, "final", lo, cut), (MINUTE_LIVE, "live", cut, hi))
-    # Both tiers' statements at once: an answer waits for the slower one, not for their sum.
-    sums = _POOL.map(lambda part: _sums(run, part[0], group_by, keys, filters, part[2], part[3]), parts)
-    for (_, tier, _, _), rows in zip(parts, list(sums)):
-        for row in rows:
+    for table, tier, a, b in ((MINUTE_FINAL, "final", lo, cut), (MINUTE_LIVE, "live", cut, hi)):
+        for row in _sums(run, table, group_by, keys, filters, a, b):
             key = tuple(row[g] for g in group_by)
             measures, tiers = out.setdefault(key, ({}, set()))
             _add(measures, row)
