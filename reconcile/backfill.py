@@ -53,25 +53,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rows_read(rest: str) -> int | None:
-    """Rows the running job's source vertices have emitted (None before the job shows up)."""
+def _job_state(rest: str) -> tuple[int, int, int] | None:
+    """(rows the source stages emitted, stages finished, stages) of the running job; None before
+    it shows up. In batch mode a stage starts when its inputs are done, so stages finished is the
+    progress after the source has read everything."""
     try:
         jobs = httpx.get(f"{rest}/jobs/overview", timeout=2).json()["jobs"]
         if not jobs:
             return None
-        detail = httpx.get(f"{rest}/jobs/{jobs[0]['jid']}", timeout=2).json()
+        vertices = httpx.get(f"{rest}/jobs/{jobs[0]['jid']}", timeout=2).json()["vertices"]
     except (httpx.HTTPError, ValueError, KeyError):
         return None
-    sources = [v for v in detail["vertices"] if v["name"].startswith("Source")] or detail["vertices"][:1]
-    return sum(v["metrics"].get("write-records", 0) for v in sources)
+    sources = [v for v in vertices if v["name"].startswith("Source")] or vertices[:1]
+    return (sum(v["metrics"].get("write-records", 0) for v in sources),
+            sum(v["status"] == "FINISHED" for v in vertices), len(vertices))
 
 
-def _say_progress(say, done: int, total: int, partitions: int, started: float) -> None:
+def _say_progress(say, state: tuple[int, int, int], total: int, partitions: int, started: float) -> None:
+    done, finished, stages = state
     elapsed = time.monotonic() - started
     rate = done / elapsed if elapsed else 0
-    left = f", ~{(total - done) / rate:.0f} s left" if rate and done < total else ""
+    left = f", ~{(total - done) / rate:.0f} s left to read" if rate and done < total else ""
     share = f" ({100 * done / total:.0f} %)" if total else ""
-    say(f"  read {done:,} of {total:,} archived rows{share} from {partitions} partitions, {rate:,.0f} rows/s{left}")
+    say(f"  {elapsed:.0f} s: read {done:,} of {total:,} archived rows{share} from {partitions} partitions"
+        f"{left}; {finished} of {stages} stages done")
 
 
 def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s: float = 5.0) -> Backfill:
@@ -110,9 +115,9 @@ def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s
             time.sleep(0.5)
             if time.monotonic() - started - last >= progress_every_s:
                 last = time.monotonic() - started
-                done = _rows_read(f"http://127.0.0.1:{port}")
-                if done is not None:
-                    _say_progress(say, done, total, len(manifests), started)
+                state = _job_state(f"http://127.0.0.1:{port}")
+                if state is not None:
+                    _say_progress(say, state, total, len(manifests), started)
     seconds = time.monotonic() - started
     if job.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
