@@ -1,6 +1,6 @@
 """The billing report of a day (`adagg report billing`) and the scheduled mode of reconciliation
-(`adagg reconcile --schedule`): seal what Flink committed, reconcile every closed hour not yet
-reconciled with its current manifest, and write the billing report of every day that is done."""
+(`adagg reconcile --schedule`): seal what Flink committed, reconcile every sealed hour not yet
+reconciled with its current manifest, and write the billing report of every day that is over."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def billing_report(env, run, date: str, source: str = "pinot", out: Path | None 
         stale = [m["partition"] for m in manifests if reconciled.get(m["partition"]) != m["sha256"]]
         if stale:
             raise NotReconciled(f"{len(stale)} hours of {date} are not reconciled with the archive as it is now "
-                                f"(first: {stale[0]}); run `adagg reconcile --from {date} --to {hi}` first")
+                                f"(first: {stale[0]}); run `adagg reconcile --from {date} --to {backfill.iso(hi)}` first")
         rows = list(online_rows(run, lo, hi).values())
     elif source == "archive":
         done = backfill.run(env, lo, hi, out / "batch", say=say)
