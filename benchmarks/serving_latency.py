@@ -32,7 +32,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file from anywhere
 
@@ -74,8 +73,8 @@ def bench_specs(env, run_id: str):
     return out
 
 
-def topic_of(spec) -> str:
-    return spec.table_config["ingestionConfig"]["streamIngestionConfig"]["streamConfigMaps"][0]["stream.kafka.topic.name"]
+def topic_of(table_config: dict) -> str:
+    return table_config["ingestionConfig"]["streamIngestionConfig"]["streamConfigMaps"][0]["stream.kafka.topic.name"]
 
 
 def rows(minute_starts, seed: int = 0):
@@ -282,7 +281,7 @@ def load_tables(env, run, specs, args, start: int, minutes: int, per_minute: int
     from adagg.pinot import apply
 
     drop_tables(env, specs)  # a previous run's, if it was interrupted or kept
-    topics = {spec.name: topic_of(spec) for spec in specs}
+    topics = {spec.name: topic_of(spec.table_config) for spec in specs}
     create_topics(env.kafka.bootstrap_servers, list(topics.values()), args.partitions)
     apply(env, specs=specs, say=lambda line: say(line))
     say(f"loading {minutes * per_minute:,} rows ({minutes} minutes x {per_minute:,} keys) ...")
@@ -313,7 +312,7 @@ def kept_tables(env, run, rows_wanted: int):
         config = requests.get(f"{ctl}/tables/{name}", timeout=30).json().get("REALTIME")
         if not config:
             return None
-        topics[name] = topic_of(SimpleNamespace(table_config=config))
+        topics[name] = topic_of(config)
     stats = run(f"SELECT MAX(window_start_ms) AS newest, COUNT(*) AS n FROM {PREFIX}ad_minute", {})[0]
     if int(stats["n"]) < rows_wanted:
         return None

@@ -48,7 +48,7 @@ def once(run: Run) -> Run:
     return cached
 
 
-def _number(value) -> int | None:
+def finite_int(value) -> int | None:
     """A MAX over no rows is -Infinity in Pinot's answer (or null): no value."""
     try:
         number = float(value)
@@ -61,7 +61,7 @@ def newest(run: Run, table: str) -> int | None:
     """The newest time-column value a table holds (None when empty): a tier boundary, and freshness.
     Always this exact statement, so the API's BoundaryCache can keep it fresh in the background."""
     rows = run(f"SELECT MAX({TIME_COLUMN.get(table, 'window_start_ms')}) AS newest FROM {table}", {})
-    return _number(rows[0]["newest"]) if rows else None
+    return finite_int(rows[0]["newest"]) if rows else None
 
 
 def row_count(run: Run, table: str) -> int:

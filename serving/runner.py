@@ -9,13 +9,14 @@ tells a wrong answer from a right one: with the servers of a table down, the bro
 from __future__ import annotations
 
 import logging
-import math
 import re
 import threading
 import time
 
 import httpx
 from pinotdb.db import apply_parameters
+
+from serving.queries import finite_int
 
 log = logging.getLogger("adagg.serving")
 _NEWEST = re.compile(r"SELECT MAX\((\w+)\) AS newest FROM \w+")
@@ -115,10 +116,10 @@ class BoundaryCache:
         at or after the last answer only, which the time column's range index finds without a
         scan; if none is there (the table was emptied or recreated), the whole table is asked."""
         shape = _NEWEST.fullmatch(sql)
-        previous = last[0].get("newest") if last else None
-        if shape and isinstance(previous, (int, float)) and math.isfinite(previous):
-            rows = self.run(f"{sql} WHERE {shape[1]} >= {int(previous)}", {})
-            if rows and isinstance(rows[0].get("newest"), (int, float)) and math.isfinite(rows[0]["newest"]):
+        previous = finite_int(last[0].get("newest")) if last else None
+        if shape and previous is not None:
+            rows = self.run(f"{sql} WHERE {shape[1]} >= {previous}", {})
+            if rows and finite_int(rows[0].get("newest")) is not None:
                 return rows
         return self.run(sql, {})
 
