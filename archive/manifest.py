@@ -158,7 +158,7 @@ def seal_all(root: Path, say=print) -> list[dict]:
     for directory in sorted(root.glob("dt=*/hr=*")):
         before = read_manifest(directory)
         manifest = seal(directory)
-        if manifest and manifest is not before and manifest != before:
+        if manifest and manifest != before:
             written.append(manifest)
             say(f"  sealed {manifest['partition']}: revision {manifest['revision']}, {manifest['rows']:,} rows, "
                 f"{len(manifest['files'])} files")

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         day_rows = sum(n for name, n in counts.items() if name.startswith("dt=2026-11-28"))
         say(f"  {len(counts)} hour partitions sealed ({day_rows:,} rows on 2026-11-28)")
         done = backfill.run(env, DAY, DAY + DAY_MS, Path(tmp) / "out", say=say)
-        windows = len(backfill.read_rows(done.output))
+        windows = len(done.windows)
     stream = streaming_rate(paths.REPO / "reports" / "pipeline_throughput.json")
     ratio = round(done.rate / stream, 2) if stream else None
     report = {"benchmark": "backfill_rate", "machine": machine(),

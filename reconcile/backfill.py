@@ -33,6 +33,7 @@ class Backfill:
     manifests: list[dict]   # the archive manifests it read
     rows_read: int
     seconds: float
+    windows: dict[tuple, dict]  # the output, read once: {(window_start_ms, ad_id, country, device_type): row}
 
     @property
     def rate(self) -> float:
@@ -122,9 +123,9 @@ def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s
     if job.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise RuntimeError(f"the backfill job failed (exit {job.returncode}); log {log}:\n{tail}")
-    done = Backfill(from_ms, to_ms, output, manifests, total, seconds)
+    done = Backfill(from_ms, to_ms, output, manifests, total, seconds, read_rows(output))
     say(f"  done: {total:,} rows from {len(manifests)} partitions in {seconds:.1f} s ({done.rate:,.0f} rows/s, "
-        f"job start included); {len(read_rows(output)):,} minute windows in {output}")
+        f"job start included); {len(done.windows):,} minute windows in {output}")
     return done
 
 

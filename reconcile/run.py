@@ -96,7 +96,7 @@ def reconcile(env, run, lo: int, hi: int, say=print, publish_corrections: bool =
     name = f"{backfill.iso(lo)}_{backfill.iso(hi)}".replace(":", "")
     directory = backfill.reports_dir(env) / "reconcile" / name
     done = backfill.run(env, lo, hi, directory / "batch", say=say)
-    batch = backfill.read_rows(directory / "batch")
+    batch = done.windows
     online = online_rows(run, lo, hi)
     found = diff.mismatches(online, batch, late_deliveries(run, lo, hi))
     fixes = diff.corrections(found, pipeline_version(), int(time.time() * 1000))
@@ -121,7 +121,7 @@ def reconcile(env, run, lo: int, hi: int, say=print, publish_corrections: bool =
         with (backfill.archive_dir(env) / LEDGER).open("a") as ledger:
             ledger.write(json.dumps({"from_ms": lo, "to_ms": hi, "archive_manifests": summary["archive_manifests"],
                                      "published_corrections": len(fixes),
-                                     "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
+                                     "at": backfill.iso(time.time() * 1000)}) + "\n")
     say(f"report: {directory}")
     return summary
 

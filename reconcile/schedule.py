@@ -44,7 +44,7 @@ def billing_report(env, run, date: str, source: str = "pinot", out: Path | None 
         rows = list(online_rows(run, lo, hi).values())
     elif source == "archive":
         done = backfill.run(env, lo, hi, out / "batch", say=say)
-        rows = list(backfill.read_rows(done.output).values())
+        rows = list(done.windows.values())
     else:
         raise ValueError(f"--source must be pinot or archive; got {source!r}")
     digest = billing.write(date, rows, manifests, out, source)
@@ -105,7 +105,7 @@ def closed_days(partitions: list[Partition]) -> list[str]:
 
 def schedule(env, run, interval_s: float, once: bool, say=print) -> None:
     while True:
-        say(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + " scheduled reconciliation pass")
+        say(backfill.iso(time.time() * 1000) + " scheduled reconciliation pass")
         pass_once(env, run, say=say)
         if once:
             return

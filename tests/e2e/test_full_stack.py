@@ -374,16 +374,15 @@ def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stac
     check_run(env, oracle)  # the final tier (Kafka and Pinot) equals the oracle
     in_day = lambda rows: {k: v for k, v in rows.items() if day <= k[0] < day + DAY_MS}  # noqa: E731
     truth, final = in_day(oracle.reconciled), in_day(oracle.minute)
+    events = [json.loads(s.value) for phase in traffic.phases for s in phase]
     late_windows = {(e["event_time"] - e["event_time"] % 60_000, e["ad_id"])
-                    for e in map(json.loads, (s.value for phase in traffic.phases for s in phase))
-                    if e["event_id"] in oracle.late_event_ids}
+                    for e in events if e["event_id"] in oracle.late_event_ids}
     differing = {k for k in truth.keys() | final.keys() if truth.get(k) != final.get(k)}
     assert differing and all((k[0], k[1]) in late_windows for k in differing)
 
     # The archive: every hour of the day committed by the watermark, every delivery exactly once.
     root = backfill.archive_dir(env)
     # (Late events can fall before midnight, into the previous day: only this day's deliveries count.)
-    events = [json.loads(s.value) for phase in traffic.phases for s in phase]
     hours = {f"dt={date}/hr={h:02d}" for h in {(e["event_time"] - day) // 3_600_000 for e in events} if 0 <= h < 24}
     deadline = time.monotonic() + 60
     while not all((root / h / "_SUCCESS").exists() for h in hours) and time.monotonic() < deadline:

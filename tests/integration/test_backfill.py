@@ -41,7 +41,7 @@ def test_backfill_equals_the_reconciled_oracle_and_bills_identically_twice(archi
     env, traffic, lo, hi = archived
     assert traffic.oracle.late_event_ids, "the traffic must have late events"
     first = backfill.run(env, lo, hi, tmp_path / "one", say=lambda _: None)
-    rows = backfill.read_rows(first.output)
+    rows = first.windows
     got = {k: {c: r[c] for c in ("window_end_ms", "campaign_id", "advertiser_id", "vertical", *MEASURES)}
            for k, r in rows.items()}
     assert got == traffic.oracle.reconciled
@@ -49,8 +49,7 @@ def test_backfill_equals_the_reconciled_oracle_and_bills_identically_twice(archi
     second = backfill.run(env, lo, hi, tmp_path / "two", say=lambda _: None)
     day = "2026-11-28"
     a = billing.write(day, list(rows.values()), first.manifests, tmp_path / "bill-a", "archive")
-    b = billing.write(day, list(backfill.read_rows(second.output).values()), second.manifests, tmp_path / "bill-b",
-                      "archive")
+    b = billing.write(day, list(second.windows.values()), second.manifests, tmp_path / "bill-b", "archive")
     assert a == b
     for name in a["files"]:
         assert (tmp_path / "bill-a" / name).read_bytes() == (tmp_path / "bill-b" / name).read_bytes()
