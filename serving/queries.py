@@ -64,9 +64,13 @@ def newest(run: Run, table: str) -> int | None:
     return finite_int(rows[0]["newest"]) if rows else None
 
 
-def row_count(run: Run, table: str) -> int:
-    rows = run(f"SELECT COUNT(*) AS n FROM {table}", {})
-    return int(rows[0]["n"]) if rows else 0
+def counted(run: Run, table: str) -> tuple[int, int | None]:
+    """A table's row count and newest time-column value, from one statement so that both describe
+    the same moment. It does not start with `SELECT MAX(`, so the BoundaryCache never keeps it: the
+    freshness endpoint answers from Pinot as it is now, not from a boundary up to a second old."""
+    column = TIME_COLUMN.get(table, "window_start_ms")
+    rows = run(f"SELECT COUNT(*) AS n, MAX({column}) AS newest FROM {table}", {})
+    return (int(rows[0]["n"]), finite_int(rows[0]["newest"])) if rows else (0, None)
 
 
 def closed_until(run: Run, table: str, step_ms: int) -> int | None:
@@ -139,8 +143,8 @@ def freshness(run: Run, tables: tuple[str, ...] = TABLES, now_ms: int | None = N
     now_ms = now_ms or int(time.time() * 1000)
     out = {}
     for table in tables:
-        newest_ms = newest(run, table)
-        out[table] = {**({"rows": row_count(run, table)} if rows else {}), "newest_ms": newest_ms,
+        count, newest_ms = counted(run, table) if rows else (None, newest(run, table))
+        out[table] = {**({"rows": count} if rows else {}), "newest_ms": newest_ms,
                       "time_column": TIME_COLUMN.get(table, "window_start_ms"),
                       "age_s": round((now_ms - newest_ms) / 1000, 1) if newest_ms is not None else None}
     return out

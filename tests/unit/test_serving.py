@@ -34,8 +34,9 @@ class MemoryPinot:
             since = re.search(r"WHERE \w+ >= (\d+)$", sql)
             rows = [r for r in rows if not since or r[column] >= int(since[1])]
             return [{"newest": max((r[column] for r in rows), default=float("-inf"))}]  # Pinot: -Infinity
-        if sql.startswith("SELECT COUNT(*) AS n FROM") and not bound:
-            return [{"n": len(rows)}]
+        if sql.startswith("SELECT COUNT(*) AS n, MAX(") and not bound:
+            column = re.search(r"MAX\((\w+)\)", sql)[1]
+            return [{"n": len(rows), "newest": max((r[column] for r in rows), default=float("-inf"))}]
         for column, value in bound.items():
             if column not in ("lo", "hi"):
                 rows = [r for r in rows if r[column] == value]
@@ -290,3 +291,17 @@ def test_a_window_with_a_reconciled_row_says_so(pinot):
     assert [(b["clicks"], b["tier"]) for b in answer["buckets"]] == [(7, "reconciled")]
     campaign = queries.summary(pinot, "campaign", "camp-1", T0, T0 + 5 * M, Filters())
     assert campaign["tier"] == "reconciled+final+live"
+
+
+def test_the_freshness_endpoint_reads_count_and_newest_together_past_the_cache():
+    """Rows and newest time in one statement: they describe one moment, never a cached boundary
+    beside a fresh count (after a Pinot server restart the two disagreed for a second)."""
+    from serving.runner import BoundaryCache
+
+    pinot = MemoryPinot({"ad_minute": [row(T0)]})
+    cached = BoundaryCache(pinot, ttl_s=60.0, max_age_s=60.0)
+    assert queries.freshness(cached, ("ad_minute",))["ad_minute"]["newest_ms"] == T0  # now cached
+    pinot.tables["ad_minute"].append(row(T0 + M))
+    assert queries.freshness(cached, ("ad_minute",))["ad_minute"]["newest_ms"] == T0  # dashboards: the cache
+    fresh = queries.freshness(cached, ("ad_minute",), rows=True)["ad_minute"]
+    assert (fresh["rows"], fresh["newest_ms"]) == (2, T0 + M)
