@@ -10,6 +10,7 @@ SET 'pipeline.name' = 'adagg-backfill-{{ env.name }}';
 SET 'parallelism.default' = '{{ env.flink.parallelism }}';
 SET 'table.local-time-zone' = 'UTC';
 SET 'python.execution-mode' = '{{ env.flink.python_execution_mode }}';
+SET 'taskmanager.memory.managed.size' = '{{ env.archive.backfill_managed_memory }}';
 
 {% for function in functions %}
 {% include "functions/" ~ function ~ ".sql" %}

@@ -10,6 +10,7 @@ SET 'pipeline.name' = 'adagg-backfill-prod';
 SET 'parallelism.default' = '12';
 SET 'table.local-time-zone' = 'UTC';
 SET 'python.execution-mode' = 'thread';
+SET 'taskmanager.memory.managed.size' = '1536m';
 
 -- enrich_event: ROW(device_type, os, browser, country, vertical, invalid_reason) of one event
 -- from its user agent, IP and campaign: device/OS/browser class, ISO country from the IP-range
@@ -193,7 +194,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.2232d6709dd1' AS pipeline_version,
+  '0.1.0+sql.644e52dfabd0' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
