@@ -251,7 +251,10 @@ def main(argv=None) -> int:
         writer.start()
         time.sleep(5)
         say(f"while ingesting {args.ingest_rate:,} rows/s into {PREFIX}ad_minute_live:")
+        before, t0 = consumed_offset(env, PREFIX + "ad_minute_live"), time.monotonic()
         busy = measure(bench, args.samples, newest)
+        ingested = round((consumed_offset(env, PREFIX + "ad_minute_live") - before) / (time.monotonic() - t0))
+        say(f"  Pinot consumed {ingested:,} rows/s meanwhile")
         stop.set()
         writer.join(timeout=120)
         bench.close()
@@ -264,6 +267,7 @@ def main(argv=None) -> int:
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "parameters": {k: v for k, v in vars(args).items() if k != "out"},
               "rows": n, "ingest_seconds": ingest_s and round(ingest_s), "idle": idle, "while_ingesting": busy,
+              "ingested_rows_per_s_while_measuring": ingested,
               "goal_p95_ms": GOAL_P95_MS, "worst_p95_while_ingesting_ms": worst, "meets_goal": worst <= GOAL_P95_MS}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serving_latency.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -300,6 +304,17 @@ def load_tables(env, run, specs, args, start: int, minutes: int, per_minute: int
     ingest_s = time.monotonic() - t0
     say(f"  {n:,} rows queryable after {ingest_s:.0f} s ({n / ingest_s:,.0f} rows/s end to end)")
     return topics, n, ingest_s
+
+
+def consumed_offset(env, table: str) -> int:
+    """The Kafka offsets the table's consuming segments have reached, summed over partitions (a
+    row count would miss upserts of keys it already holds)."""
+    import requests
+
+    info = requests.get(f"{env.pinot.controller_url.rstrip('/')}/tables/{table}/consumingSegmentsInfo",
+                        timeout=30).json()["_segmentToConsumingInfoMap"]
+    return sum(int(offset) for replicas in info.values() for replica in replicas[:1]
+               for offset in replica["partitionToOffsetMap"].values())
 
 
 def kept_tables(env, run, rows_wanted: int):
