@@ -13,13 +13,29 @@ from kafka.errors import TopicAlreadyExistsError
 from adagg.traffic import Traffic
 
 
+def connection(env) -> dict:
+    """kafka-python's settings for the environment's brokers, security included: the very settings
+    the collector gives librdkafka (collector.config.kafka_client_config), under kafka-python's
+    names. Prod's SASL_SSL needs the credentials' environment variables and the PEM CA file."""
+    from collector.config import kafka_client_config
+
+    conf = kafka_client_config(env)
+    out = {"bootstrap_servers": conf["bootstrap.servers"], "security_protocol": conf["security.protocol"]}
+    if "sasl.mechanism" in conf:
+        out |= {"sasl_mechanism": conf["sasl.mechanism"], "sasl_plain_username": conf["sasl.username"],
+                "sasl_plain_password": conf["sasl.password"]}
+    if "ssl.ca.location" in conf:
+        out["ssl_cafile"] = conf["ssl.ca.location"]
+    return out
+
+
 def ensure_topics(env, say=print) -> None:
     """Create every topic the streaming job uses that does not exist yet (its sources and sinks,
     taken from the rendered SQL) and the collector's dead-letter topic, with the environment's
     partitions and replication factor."""
     from adagg.sql import topics
 
-    admin = KafkaAdminClient(bootstrap_servers=env.kafka.bootstrap_servers, request_timeout_ms=15000)
+    admin = KafkaAdminClient(**connection(env), request_timeout_ms=15000)
     try:
         existing = set(admin.list_topics())
         wanted = {**topics(env), env.topics.dlq.name: env.topics.dlq.partitions}
@@ -68,7 +84,7 @@ def send_traffic(env, traffic: Traffic, pause_s: float = 3.0, say=print, after_p
 
 
 def _kafka_sender(env):
-    producer = KafkaProducer(bootstrap_servers=env.kafka.bootstrap_servers, acks="all", linger_ms=5,
+    producer = KafkaProducer(**connection(env), acks="all", linger_ms=5,
                              enable_idempotence=True)
 
     def send_phase(phase) -> None:
@@ -95,7 +111,7 @@ def wait_until_consumed(env, timeout_s: float) -> bool:
     state includes everything sent so far. The consumer here only reads the group's committed
     offsets; it never joins the group or commits."""
     topic = env.topics.raw.name
-    consumer = KafkaConsumer(bootstrap_servers=env.kafka.bootstrap_servers, group_id=env.flink.consumer_group,
+    consumer = KafkaConsumer(**connection(env), group_id=env.flink.consumer_group,
                              enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
@@ -115,7 +131,7 @@ def read_topic(env, topic: str, idle_timeout_s: float = 2.0) -> Iterator[tuple[b
     """Every committed record of a topic from the beginning, as (key, decoded JSON value or None
     for a tombstone). Stops at the end offsets, or after idle_timeout_s without records (an open
     transaction keeps the end out of a read_committed consumer's reach)."""
-    consumer = KafkaConsumer(bootstrap_servers=env.kafka.bootstrap_servers, isolation_level="read_committed",
+    consumer = KafkaConsumer(**connection(env), isolation_level="read_committed",
                              enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
@@ -140,7 +156,7 @@ def read_topic(env, topic: str, idle_timeout_s: float = 2.0) -> Iterator[tuple[b
 
 def newest_event_time(env) -> int | None:
     """The largest event_time among the last record of each raw-topic partition (None if empty)."""
-    consumer = KafkaConsumer(bootstrap_servers=env.kafka.bootstrap_servers, enable_auto_commit=False,
+    consumer = KafkaConsumer(**connection(env), enable_auto_commit=False,
                              consumer_timeout_ms=3000)
     try:
         topic = env.topics.raw.name

@@ -51,7 +51,9 @@ def publish(env, rows: list[dict]) -> None:
     """Corrections onto ad_minute's topic, keyed like the Flink sink (JSON of the primary key)."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=env.kafka.bootstrap_servers, acks="all", linger_ms=5)
+    from adagg.kafka_io import connection
+
+    producer = KafkaProducer(**connection(env), acks="all", linger_ms=5)
     topic = output_topic(env, "ad-minute").name
     for row in rows:
         key = json.dumps({c: row[c] for c in diff.KEY}, separators=(",", ":")).encode()

@@ -177,3 +177,21 @@ def test_rate_limiter_answers_whole_seconds(settings):
     assert limiter.retry_after("local-slow", 5) == 0
     assert limiter.retry_after("local-sdk", 5000) == 0
     assert limiter.retry_after("local-slow", 11) is None and limiter.burst("local-slow") == 10  # over the burst
+
+
+def test_python_kafka_clients_connect_like_the_collector(monkeypatch):
+    """The CLI's and reconcile's kafka-python clients get prod's SASL_SSL settings: the same
+    secrets and CA file the collector gives librdkafka, under kafka-python's names."""
+    from adagg.kafka_io import connection
+
+    assert connection(envs.load("local")) == {"bootstrap_servers": "127.0.0.1:9092", "security_protocol": "PLAINTEXT"}
+    prod = envs.load("prod")
+    monkeypatch.delenv(prod.kafka.sasl.username_env, raising=False)
+    with pytest.raises(ConfigError, match=prod.kafka.sasl.username_env):
+        connection(prod)  # a missing secret is named, not sent as None
+    monkeypatch.setenv(prod.kafka.sasl.username_env, "adagg")
+    monkeypatch.setenv(prod.kafka.sasl.password_env, "s3cret")
+    assert connection(prod) == {
+        "bootstrap_servers": prod.kafka.bootstrap_servers, "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "adagg", "sasl_plain_password": "s3cret",
+        "ssl_cafile": "/etc/adagg/kafka-ca.pem"}
