@@ -6,6 +6,8 @@ Pure functions over plain dicts, so the rules are testable without Pinot or Flin
 - its *reason* is "late_events" when late deliveries were recorded for that ad and window (the
   streaming job kept them out of the window; the batch job, having no lateness, counted them),
   otherwise "unexplained";
+- the hour and day roll-ups (ad_hour, ad_day) are compared the same way, with the batch's
+  minutes summed into hours and days (roll_up);
 - a *correction* is the batch row for a mismatched key, with tier "reconciled" and a version
   above the online one, so Pinot's upsert replaces the online row. Once published, the online
   row equals the batch row: reconciling again finds no mismatch and publishes nothing.
@@ -13,7 +15,7 @@ Pure functions over plain dicts, so the rules are testable without Pinot or Flin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from serving.queries import MEASURES
@@ -80,6 +82,32 @@ def corrections(found: list[Mismatch], pipeline_version: str, computed_at_ms: in
         row |= {"tier": "reconciled", "version": max(online_version, 1) + 1, "pipeline_version": pipeline_version,
                 "computed_at_ms": computed_at_ms}
         out.append(row)
+    return out
+
+
+def roll_up(rows: Iterable[Row], step_ms: int) -> dict[Key, dict]:
+    """Rows of a finer grain (minutes, or hours) summed into windows of step_ms (an hour, a day),
+    keyed like them: what ad_hour and ad_day hold, whose Flink windows cascade from the minutes."""
+    out: dict[Key, dict] = {}
+    for r in rows:
+        start = int(r["window_start_ms"]) - int(r["window_start_ms"]) % step_ms
+        key = (start, r["ad_id"], r["country"], r["device_type"])
+        into = out.get(key)
+        if into is None:
+            out[key] = {**dict(zip(KEY, key)), "window_end_ms": start + step_ms,
+                        **{c: r[c] for c in DESCRIPTIVE if c != "window_end_ms"}, **{m: _value(r, m) for m in MEASURES}}
+        else:
+            for m in MEASURES:
+                into[m] += _value(r, m)
+    return out
+
+
+def late_per_window(late: Mapping[tuple[int, str], int], step_ms: int) -> dict[tuple[int, str], int]:
+    """Late deliveries per (minute, ad_id) counted per (window of step_ms, ad_id)."""
+    out: dict[tuple[int, str], int] = {}
+    for (start, ad), n in late.items():
+        window = (start - start % step_ms, ad)
+        out[window] = out.get(window, 0) + n
     return out
 
 

@@ -11,6 +11,8 @@ One pass over [from, to), whole hours:
 5. corrections go to ad_minute's own topic with tier "reconciled" and a higher version, so
    Pinot's upsert replaces the final rows (the reconciled tier: docs/archive.md). The pass waits
    until Pinot shows every correction, then records itself in the archive's reconcile ledger.
+The hour roll-up (ad_hour) is compared and corrected the same way, from the batch's minutes
+summed per hour; the day roll-up (ad_day) for every day the pass can recompute whole (days_whole).
 A second pass over the same range finds the corrected rows equal to the batch and publishes nothing.
 """
 
@@ -23,18 +25,24 @@ from collections import Counter
 from pathlib import Path
 
 from adagg.sql import output_topic, pipeline_version
-from archive.manifest import HOUR_MS
+from archive.manifest import HOUR_MS, Partition, read_manifest
 from reconcile import backfill, diff
 from serving.queries import MEASURES, MINUTE_FINAL
+
+DAY_MS = 86_400_000
+# grain: (serving table, output topic name, window length)
+GRAINS = {"minute": (MINUTE_FINAL, "ad-minute", 60_000), "hour": ("ad_hour", "ad-hour", HOUR_MS),
+          "day": ("ad_day", "ad-day", DAY_MS)}
 
 LEDGER = "_RECONCILED.jsonl"  # at the archive root: one line per reconcile pass
 _COLUMNS = (*diff.KEY, *diff.DESCRIPTIVE, *MEASURES, "version")
 _LIMIT = 10_000_000
 
 
-def online_rows(run, lo: int, hi: int) -> dict[tuple, dict]:
-    """What ad_minute shows now for windows in [lo, hi): the final rows, or their corrections."""
-    rows = run(f"SELECT {', '.join(_COLUMNS)} FROM {MINUTE_FINAL} WHERE window_start_ms >= %(lo)s "
+def online_rows(run, lo: int, hi: int, table: str = MINUTE_FINAL) -> dict[tuple, dict]:
+    """What a final table (ad_minute, ad_hour, ad_day) shows now for windows in [lo, hi): the
+    final rows, or their corrections."""
+    rows = run(f"SELECT {', '.join(_COLUMNS)} FROM {table} WHERE window_start_ms >= %(lo)s "
                f"AND window_start_ms < %(hi)s LIMIT {_LIMIT}", {"lo": lo, "hi": hi})
     return {tuple(r[c] for c in diff.KEY): r for r in rows}
 
@@ -47,14 +55,14 @@ def late_deliveries(run, lo: int, hi: int) -> dict[tuple[int, str], int]:
     return dict(Counter((int(r["event_time"]) - int(r["event_time"]) % 60_000, r["ad_id"]) for r in rows))
 
 
-def publish(env, rows: list[dict]) -> None:
-    """Corrections onto ad_minute's topic, keyed like the Flink sink (JSON of the primary key)."""
+def publish(env, rows: list[dict], topic_name: str = "ad-minute") -> None:
+    """Corrections onto a final table's topic, keyed like the Flink sink (JSON of the primary key)."""
     from kafka import KafkaProducer
 
     from adagg.kafka_io import connection
 
     producer = KafkaProducer(**connection(env), acks="all", linger_ms=5)
-    topic = output_topic(env, "ad-minute").name
+    topic = output_topic(env, topic_name).name
     for row in rows:
         key = json.dumps({c: row[c] for c in diff.KEY}, separators=(",", ":")).encode()
         producer.send(topic, key=key, value=json.dumps(row, separators=(",", ":")).encode())
@@ -62,12 +70,12 @@ def publish(env, rows: list[dict]) -> None:
     producer.close()
 
 
-def wait_visible(run, rows: list[dict], lo: int, hi: int, timeout_s: float, say) -> None:
+def wait_visible(run, rows: list[dict], lo: int, hi: int, timeout_s: float, say, table: str = MINUTE_FINAL) -> None:
     """Until Pinot shows every published correction (its upsert keeps the higher version)."""
     want = {tuple(r[c] for c in diff.KEY): r["version"] for r in rows}
     deadline = time.monotonic() + timeout_s
     while True:
-        shown = online_rows(run, lo, hi)
+        shown = online_rows(run, lo, hi, table)
         missing = [k for k, v in want.items() if k not in shown or int(shown[k]["version"]) < v]
         if not missing:
             return
@@ -78,9 +86,9 @@ def wait_visible(run, rows: list[dict], lo: int, hi: int, timeout_s: float, say)
         time.sleep(2)
 
 
-def write_report(directory: Path, found: list[diff.Mismatch], summary: dict) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / "mismatches.csv").open("w", newline="") as f:
+def write_mismatches(path: Path, found: list[diff.Mismatch]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
         writer = None
         for m in found:
             line = m.report_row()
@@ -88,41 +96,85 @@ def write_report(directory: Path, found: list[diff.Mismatch], summary: dict) -> 
                 writer = csv.DictWriter(f, fieldnames=list(line), lineterminator="\n")
                 writer.writeheader()
             writer.writerow(line)
-    (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def days_whole(env, run, lo: int, hi: int) -> list[int]:
+    """The days overlapping [lo, hi) whose day rows this pass can recompute exactly: the streaming
+    job closed the day (ad_day shows it: its windows fire once the watermark passes the day's
+    end), and each hour of the day with data is either in [lo, hi) or already reconciled with its
+    current manifest, so that ad_hour shows its recomputed numbers."""
+    root, reconciled = backfill.archive_dir(env), reconciled_hours(env)
+    days = []
+    for day in range(lo - lo % DAY_MS, hi, DAY_MS):
+        if not run("SELECT window_start_ms FROM ad_day WHERE window_start_ms = %(day)s LIMIT 1", {"day": day}):
+            continue
+        outside = [Partition.of(ms) for ms in range(day, day + DAY_MS, HOUR_MS) if not lo <= ms < hi]
+        manifests = {p.name: read_manifest(root / p.name) for p in outside if (root / p.name).exists()}
+        if all(m is not None and reconciled.get(name) == m["sha256"] for name, m in manifests.items()):
+            days.append(day)
+    return days
+
+
+def _recomputed(env, run, lo: int, hi: int, minutes: dict) -> tuple[dict, dict, list[int]]:
+    """(batch rows, online rows) per grain, and the days whose day rows are compared. A day row
+    is the batch's minutes of the day in [lo, hi) plus what ad_hour shows for its other hours."""
+    batch = {"minute": minutes, "hour": diff.roll_up(minutes.values(), HOUR_MS)}
+    online = {"minute": online_rows(run, lo, hi), "hour": online_rows(run, lo, hi, "ad_hour")}
+    days = days_whole(env, run, lo, hi)
+    batch["day"], online["day"] = {}, {}
+    for day in days:
+        around = [r for span in ((day, lo), (hi, day + DAY_MS)) if span[0] < span[1]
+                  for r in online_rows(run, *span, "ad_hour").values()]
+        inside = [r for r in batch["hour"].values() if day <= r["window_start_ms"] < day + DAY_MS]
+        batch["day"] |= diff.roll_up([*inside, *around], DAY_MS)
+        online["day"] |= online_rows(run, day, day + DAY_MS, "ad_day")
+    return batch, online, days
 
 
 def reconcile(env, run, lo: int, hi: int, say=print, publish_corrections: bool = True,
               visible_timeout_s: float = 180) -> dict:
-    """One pass over the whole hours of [lo, hi); returns its summary (also in the report folder)."""
+    """One pass over the whole hours of [lo, hi); returns its summary (also in the report folder):
+    the minute grain's figures at the top, the hour's and day's under "hour" and "day"."""
     lo, hi = lo - lo % HOUR_MS, -(-hi // HOUR_MS) * HOUR_MS
     name = f"{backfill.iso(lo)}_{backfill.iso(hi)}".replace(":", "")
     directory = backfill.reports_dir(env) / "reconcile" / name
     done = backfill.run(env, lo, hi, directory / "batch", say=say)
-    batch = done.windows
-    online = online_rows(run, lo, hi)
-    found = diff.mismatches(online, batch, late_deliveries(run, lo, hi))
-    fixes = diff.corrections(found, pipeline_version(), int(time.time() * 1000))
-    summary = {"from_ms": lo, "to_ms": hi, **diff.summary(online, batch, found),
-               "published_corrections": len(fixes) if publish_corrections else 0,
+    batch, online, days = _recomputed(env, run, lo, hi, done.windows)
+    late = late_deliveries(run, lo - lo % DAY_MS, -(-hi // DAY_MS) * DAY_MS)
+    now_ms, version = int(time.time() * 1000), pipeline_version()
+    found, fixes, summaries = {}, {}, {}
+    for grain, (_, _, step) in GRAINS.items():
+        found[grain] = diff.mismatches(online[grain], batch[grain], diff.late_per_window(late, step))
+        fixes[grain] = diff.corrections(found[grain], version, now_ms)
+        summaries[grain] = {**diff.summary(online[grain], batch[grain], found[grain]),
+                            "published_corrections": len(fixes[grain]) if publish_corrections else 0}
+        write_mismatches(directory / ("mismatches.csv" if grain == "minute" else f"mismatches_{grain}.csv"),
+                         found[grain])
+    summary = {"from_ms": lo, "to_ms": hi, **summaries["minute"],
+               "hour": summaries["hour"], "day": {**summaries["day"], "days": [backfill.iso(d)[:10] for d in days]},
                "archive_manifests": [{"partition": m["partition"], "sha256": m["sha256"], "rows": m["rows"]}
                                      for m in done.manifests],
                "backfill_seconds": round(done.seconds, 1), "report": str(directory)}
-    write_report(directory, found, summary)
-    say(f"compared {len(online):,} online rows with {len(batch):,} recomputed: {len(found):,} mismatches "
-        f"{summary['mismatches_by_reason'] or ''}".rstrip())
-    if not fixes:
-        say("  nothing to publish: the serving table already equals the recomputation")
-    elif not publish_corrections:
-        say(f"  dry run: {len(fixes):,} corrections not published")
-    else:
-        publish(env, fixes)
-        say(f"  published {len(fixes):,} corrections (tier reconciled) to {output_topic(env, 'ad-minute').name}")
-        wait_visible(run, fixes, lo, hi, visible_timeout_s, say)
+    (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for grain, (table, topic, _) in GRAINS.items():
+        say(f"{grain}: compared {len(online[grain]):,} rows of {table} with {len(batch[grain]):,} recomputed: "
+            f"{len(found[grain]):,} mismatches {summaries[grain]['mismatches_by_reason'] or ''}".rstrip())
+        if not fixes[grain]:
+            continue
+        if not publish_corrections:
+            say(f"  dry run: {len(fixes[grain]):,} corrections not published")
+            continue
+        publish(env, fixes[grain], topic)
+        say(f"  published {len(fixes[grain]):,} corrections (tier reconciled) to {output_topic(env, topic).name}")
+        span = (min(days), max(days) + DAY_MS) if grain == "day" else (lo, hi)
+        wait_visible(run, fixes[grain], *span, visible_timeout_s, say, table)
         say("  Pinot shows every correction")
+    if not any(fixes.values()):
+        say("nothing to publish: the serving tables already equal the recomputation")
     if publish_corrections:
         with (backfill.archive_dir(env) / LEDGER).open("a") as ledger:
             ledger.write(json.dumps({"from_ms": lo, "to_ms": hi, "archive_manifests": summary["archive_manifests"],
-                                     "published_corrections": len(fixes),
+                                     "published_corrections": sum(map(len, fixes.values())),
                                      "at": backfill.iso(time.time() * 1000)}) + "\n")
     say(f"report: {directory}")
     return summary

@@ -415,8 +415,27 @@ def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stac
         [bucket] = answer["buckets"]
         assert bucket["tier"] == "reconciled" and bucket["clicks"] == sum(
             r["clicks"] for k, r in truth.items() if k[:2] == (start, ad))
+        # The roll-ups: ad_hour and ad_day were corrected too, to the truth summed per hour and day.
+        assert first["day"]["days"] == [date] and first["hour"]["mismatches_by_reason"].keys() == {"late_events"}
+        for table, step in (("ad_hour", 3_600_000), ("ad_day", DAY_MS)):
+            truth_rolled: dict = {}
+            for k, r in truth.items():
+                into = truth_rolled.setdefault((k[0] - k[0] % step, *k[1:]), dict.fromkeys(MEASURES, 0))
+                for c in MEASURES:
+                    into[c] += r[c]
+            rolled = online_rows(run, day, day + DAY_MS, table)
+            assert {k: {c: r[c] for c in MEASURES} for k, r in rolled.items() if any(r[c] for c in MEASURES)} \
+                == truth_rolled, table
+            assert any(r["version"] == 2 for r in rolled.values()), table
+        hour = start - start % 3_600_000
+        answer = httpx.get(f"{api}/v1/ads/{ad}/metrics", params={"from": hour, "to": hour + 3_600_000,
+                                                                 "grain": "hour"}).json()
+        [bucket] = answer["buckets"]
+        assert bucket["tier"] == "reconciled" and bucket["clicks"] == sum(
+            r["clicks"] for k, r in truth.items() if k[1] == ad and hour <= k[0] < hour + 3_600_000)
         second = reconcile(env, run, day, day + DAY_MS, say=lambda _: None)
         assert second["mismatched_keys"] == 0 and second["published_corrections"] == 0
+        assert second["hour"]["mismatched_keys"] == 0 and second["day"]["mismatched_keys"] == 0
 
         one = billing_report(env, run, date, "pinot", out=tmp_path / "one", say=lambda _: None)
         two = billing_report(env, run, date, "pinot", out=tmp_path / "two", say=lambda _: None)

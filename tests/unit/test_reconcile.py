@@ -88,3 +88,62 @@ def test_scheduled_passes_reconcile_new_or_changed_hours_and_bill_days_that_are_
     assert ranges == [(h, h + 3_600_000), (h + 2 * 3_600_000, h + 3 * 3_600_000),
                       (h + 4 * 3_600_000, h + 5 * 3_600_000), (h + 14 * 3_600_000, h + 16 * 3_600_000)]
     assert closed_days(hours) == ["2026-11-28"]  # the 29th is still going
+
+
+def test_roll_up_sums_minutes_into_hours_and_days_and_counts_late_events_per_window():
+    H = 3_600_000
+    minutes = [row(0, "a", 1), row(60_000, "a", 2), row(H, "a", 4), row(0, "b", 8), row(0, "a", 16, country="DE")]
+    hours = diff.roll_up(minutes, H)
+    assert {k: r["clicks"] for k, r in hours.items()} == {
+        (0, "a", "US", "mobile"): 3, (H, "a", "US", "mobile"): 4, (0, "b", "US", "mobile"): 8,
+        (0, "a", "DE", "mobile"): 16}
+    assert hours[(0, "a", "US", "mobile")]["window_end_ms"] == H and hours[(0, "b", "US", "mobile")]["campaign_id"] == "c-b"
+    assert diff.roll_up(hours.values(), 86_400_000) == diff.roll_up(minutes, 86_400_000)  # hours cascade into days
+    assert diff.late_per_window({(60_000, "a"): 1, (H + 60_000, "a"): 2, (0, "b"): 5}, H) == {
+        (0, "a"): 1, (H, "a"): 2, (0, "b"): 5}
+
+
+class TablesInPinot:
+    """The statements reconcile.run sends to the final tables, over rows in memory."""
+
+    def __init__(self, tables):
+        self.tables = tables
+
+    def __call__(self, sql, bound):
+        import re
+
+        rows = self.tables.get(re.search(r" FROM (\w+)", sql)[1], [])
+        if "window_start_ms = %(day)s" in sql:
+            return [r for r in rows if r["window_start_ms"] == bound["day"]][:1]
+        return [r for r in rows if bound["lo"] <= r["window_start_ms"] < bound["hi"]]
+
+
+def test_a_day_row_is_recomputed_only_when_every_other_hour_of_the_day_is_reconciled(tmp_path):
+    import json
+
+    from adagg.env import load, override
+    from reconcile import run as reconciliation
+
+    H, D = 3_600_000, 86_400_000
+    env = override(load("local"), {"archive.path": str(tmp_path)})
+    for hour in (0, 1, 2):  # three hours with data, each sealed
+        (tmp_path / f"dt=1970-01-01/hr=0{hour}").mkdir(parents=True)
+        (tmp_path / f"dt=1970-01-01/hr=0{hour}/_MANIFEST.json").write_text(json.dumps({"sha256": f"m{hour}"}))
+    ledger = tmp_path / reconciliation.LEDGER
+    ledger.write_text(json.dumps({"archive_manifests": [{"partition": "dt=1970-01-01/hr=00", "sha256": "m0"}]}) + "\n")
+    pinot = TablesInPinot({
+        "ad_hour": [row(0, "a", 10), row(H, "a", 1), row(2 * H, "a", 100)],  # hour 1 online misses late clicks
+        "ad_minute": [row(H, "a", 1)],
+        "ad_day": [row(0, "a", 111)]})
+    minutes = {(H, "a", "US", "mobile"): row(H, "a", 3)}  # the backfill of hour 1
+    batch, online, days = reconciliation._recomputed(env, pinot, H, 2 * H, minutes)
+    assert days == [] and batch["day"] == {}  # hour 2 is not reconciled yet: the day cannot be summed
+    assert batch["hour"][(H, "a", "US", "mobile")]["clicks"] == 3 and online["hour"][(H, "a", "US", "mobile")]["clicks"] == 1
+    with ledger.open("a") as f:
+        f.write(json.dumps({"archive_manifests": [{"partition": "dt=1970-01-01/hr=02", "sha256": "m2"}]}) + "\n")
+    batch, online, days = reconciliation._recomputed(env, pinot, H, 2 * H, minutes)
+    assert days == [0] and batch["day"][(0, "a", "US", "mobile")]["clicks"] == 10 + 3 + 100
+    assert online["day"][(0, "a", "US", "mobile")]["clicks"] == 111
+    assert batch["day"][(0, "a", "US", "mobile")]["window_end_ms"] == D
+    pinot.tables["ad_day"] = []  # the streaming job has not closed the day: no day row to compare
+    assert reconciliation.days_whole(env, pinot, H, 2 * H) == []
