@@ -120,16 +120,19 @@ def _check_listed(directory: Path, manifest: dict) -> None:
 
 def seal(directory: Path) -> dict | None:
     """Write (or extend) the manifest of a partition Flink has committed; None if it has not.
-    Returns the manifest; unchanged when no new file appeared."""
+    Returns the manifest; unchanged when no new file appeared. The files already listed are
+    checked before a manifest is extended, never carried into a new revision unchecked; an
+    unchanged manifest is left to verify, which every reader runs (so a pass hashes once)."""
     if not (directory / SUCCESS).exists():
         return None
     old = read_manifest(directory)
+    listed = {f["name"] for f in old["files"]} if old else set()
+    fresh = [p for p in data_files(directory) if p.name not in listed]
+    if old and not fresh:
+        return old
     if old:
         _check_listed(directory, old)
-    listed = {f["name"] for f in old["files"]} if old else set()
-    new = [_describe(p) for p in data_files(directory) if p.name not in listed]
-    if old and not new:
-        return old
+    new = [_describe(p) for p in fresh]
     files = sorted((old["files"] if old else []) + new, key=lambda f: f["name"])
     dt, hr = directory.parent.name.removeprefix("dt="), directory.name.removeprefix("hr=")
     manifest = {"partition": f"dt={dt}/hr={hr}", "revision": (old["revision"] + 1) if old else 1,

@@ -72,8 +72,9 @@ def test_missing_or_corrupted_files_are_reported_never_resealed(tmp_path, damage
     with pytest.raises(ArchiveError, match=message):
         verify(tmp_path, [HOUR])
     if directory.exists() and (directory / MANIFEST).exists():
+        write_part(tmp_path, HOUR, "part-a-1.parquet", [(5, 9)])  # a late file
         with pytest.raises(ArchiveError):
-            seal(directory)  # a damaged partition is not sealed over
+            seal(directory)  # a damaged partition is not extended over its damage
 
 
 def test_an_unsealed_partition_is_refused_and_an_absent_hour_is_empty(tmp_path):
