@@ -12,7 +12,7 @@ One pass over [from, to), whole hours:
    Pinot's upsert replaces the final rows (the reconciled tier: docs/archive.md). The pass waits
    until Pinot shows every correction, then records itself in the archive's reconcile ledger.
 The hour roll-up (ad_hour) is compared and corrected the same way, from the batch's minutes
-summed per hour; the day roll-up (ad_day) for every day the pass can recompute whole (days_whole).
+summed per hour; the day roll-up (ad_day) for every day the pass can recompute whole (_recomputed).
 A second pass over the same range finds the corrected rows equal to the batch and publishes nothing.
 """
 
@@ -98,36 +98,33 @@ def write_mismatches(path: Path, found: list[diff.Mismatch]) -> None:
             writer.writerow(line)
 
 
-def days_whole(env, run, lo: int, hi: int) -> list[int]:
-    """The days overlapping [lo, hi) whose day rows this pass can recompute exactly: the streaming
-    job closed the day (ad_day shows it: its windows fire once the watermark passes the day's
-    end), and each hour of the day with data is either in [lo, hi) or already reconciled with its
-    current manifest, so that ad_hour shows its recomputed numbers."""
+def _rest_of_day_reconciled(env, day: int, lo: int, hi: int) -> bool:
+    """Whether each hour of the day outside [lo, hi) that holds data is already reconciled with
+    its current manifest, so that ad_hour shows its recomputed numbers."""
     root, reconciled = backfill.archive_dir(env), reconciled_hours(env)
-    days = []
-    for day in range(lo - lo % DAY_MS, hi, DAY_MS):
-        if not run("SELECT window_start_ms FROM ad_day WHERE window_start_ms = %(day)s LIMIT 1", {"day": day}):
-            continue
-        outside = [Partition.of(ms) for ms in range(day, day + DAY_MS, HOUR_MS) if not lo <= ms < hi]
-        manifests = {p.name: read_manifest(root / p.name) for p in outside if (root / p.name).exists()}
-        if all(m is not None and reconciled.get(name) == m["sha256"] for name, m in manifests.items()):
-            days.append(day)
-    return days
+    outside = [Partition.of(ms) for ms in range(day, day + DAY_MS, HOUR_MS) if not lo <= ms < hi]
+    manifests = {p.name: read_manifest(root / p.name) for p in outside if (root / p.name).exists()}
+    return all(m is not None and reconciled.get(name) == m["sha256"] for name, m in manifests.items())
 
 
 def _recomputed(env, run, lo: int, hi: int, minutes: dict) -> tuple[dict, dict, list[int]]:
-    """(batch rows, online rows) per grain, and the days whose day rows are compared. A day row
-    is the batch's minutes of the day in [lo, hi) plus what ad_hour shows for its other hours."""
-    batch = {"minute": minutes, "hour": diff.roll_up(minutes.values(), HOUR_MS)}
-    online = {"minute": online_rows(run, lo, hi), "hour": online_rows(run, lo, hi, "ad_hour")}
-    days = days_whole(env, run, lo, hi)
-    batch["day"], online["day"] = {}, {}
-    for day in days:
+    """(batch rows, online rows) per grain, and the days whose day rows are compared: those the
+    pass can recompute whole. The streaming job closed the day (ad_day shows it: its windows fire
+    once the watermark passes the day's end), and the rest of the day is reconciled; the day row
+    is then the batch's minutes of the day in [lo, hi) plus what ad_hour shows for its other hours."""
+    batch = {"minute": minutes, "hour": diff.roll_up(minutes.values(), HOUR_MS), "day": {}}
+    online = {"minute": online_rows(run, lo, hi), "hour": online_rows(run, lo, hi, "ad_hour"), "day": {}}
+    days = []
+    for day in range(lo - lo % DAY_MS, hi, DAY_MS):
+        shown = online_rows(run, day, day + DAY_MS, "ad_day")
+        if not shown or not _rest_of_day_reconciled(env, day, lo, hi):
+            continue
         around = [r for span in ((day, lo), (hi, day + DAY_MS)) if span[0] < span[1]
                   for r in online_rows(run, *span, "ad_hour").values()]
         inside = [r for r in batch["hour"].values() if day <= r["window_start_ms"] < day + DAY_MS]
         batch["day"] |= diff.roll_up([*inside, *around], DAY_MS)
-        online["day"] |= online_rows(run, day, day + DAY_MS, "ad_day")
+        online["day"] |= shown
+        days.append(day)
     return batch, online, days
 
 

@@ -9,9 +9,7 @@ from pathlib import Path
 
 from archive.manifest import HOUR_MS, MANIFEST, ArchiveError, Partition, partitions_between, seal_all, verify
 from reconcile import backfill, billing
-from reconcile.run import online_rows, reconcile, reconciled_hours
-
-DAY_MS = 86_400_000
+from reconcile.run import DAY_MS, online_rows, reconcile, reconciled_hours
 
 
 class NotReconciled(RuntimeError):
