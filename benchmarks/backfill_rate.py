@@ -5,9 +5,10 @@
    temporary folder with archive/loader.py (Parquet, the streaming job's layout, sealed).
 2. Runs `adagg backfill` over the day (reconcile/backfill.py: manifest check, then the shared
    SQL in Flink batch mode on a local mini-cluster, parallelism 1, thread-mode Python UDFs).
-3. Rate = archived rows / the backfill's wall time (JVM start and planning included, so it is a
-   floor). The streaming rate it is compared with is the full job's best events/s in
-   reports/pipeline_throughput.json (benchmarks/pipeline_throughput.py, same machine).
+3. Rate = archived rows / the Flink job's net runtime, which is how the streaming rate it is
+   compared with is counted: the full job's best events/s in reports/pipeline_throughput.json
+   (benchmarks/pipeline_throughput.py, same machine). The rate over the whole command's wall time
+   (JVM start and planning included) is reported beside it.
 
     .venv/bin/python benchmarks/backfill_rate.py                  # 1,000,000 events over a day
     .venv/bin/python benchmarks/backfill_rate.py --events 200000
@@ -72,19 +73,22 @@ def main(argv=None) -> int:
         done = backfill.run(env, DAY, DAY + DAY_MS, Path(tmp) / "out", say=say)
         windows = len(done.windows)
     stream = streaming_rate(paths.REPO / "reports" / "pipeline_throughput.json")
-    ratio = round(done.rate / stream, 2) if stream else None
+    ratio = round(done.job_rate / stream, 2) if stream and done.job_rate else None
+    ratio_wall = round(done.rate / stream, 2) if stream else None
     report = {"benchmark": "backfill_rate", "machine": machine(),
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "parameters": {"events": args.events, "seed": args.seed, "parallelism": env.flink.parallelism,
                              "python_execution_mode": env.flink.python_execution_mode},
               "archived_rows": done.rows_read, "partitions": len(done.manifests), "minute_windows": windows,
-              "wall_seconds": round(done.seconds, 1), "rows_per_s": round(done.rate),
-              "streaming_events_per_s": stream, "ratio": ratio, "goal_ratio": GOAL_RATIO,
+              "job_seconds": done.job_seconds, "rows_per_s": done.job_rate and round(done.job_rate),
+              "wall_seconds": round(done.seconds, 1), "rows_per_s_wall": round(done.rate),
+              "streaming_events_per_s": stream, "ratio": ratio, "ratio_wall": ratio_wall, "goal_ratio": GOAL_RATIO,
               "meets_goal": ratio is not None and ratio >= GOAL_RATIO}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "backfill_rate.json").write_text(json.dumps(report, indent=2) + "\n")
-    say(f"backfill: {done.rows_read:,} rows of a day in {done.seconds:.1f} s = {done.rate:,.0f} rows/s; "
-        f"streaming job: {stream or 'not measured'} events/s; ratio {ratio} (goal >= {GOAL_RATIO})")
+    say(f"backfill: {done.rows_read:,} rows of a day; job {done.job_seconds} s = {done.job_rate or 0:,.0f} rows/s "
+        f"(wall {done.seconds:.1f} s = {done.rate:,.0f} rows/s); streaming job: {stream or 'not measured'} events/s; "
+        f"ratio {ratio} (wall {ratio_wall}; goal >= {GOAL_RATIO})")
     say(f"report: {args.out / 'backfill_rate.json'}")
     return 0
 

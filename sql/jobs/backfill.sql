@@ -1,7 +1,7 @@
 -- backfill: the streaming job's own dedup, enrichment and window SQL, run in batch mode over the
 -- raw archive for the hours of [from_ms, to_ms): the reconciled tier's numbers. Only the source
 -- (src_ad_events_archive + views/batch/stg_events_on_time.sql instead of the Kafka topic and the late split)
--- and the execution mode differ; every view from int_events_deduped to mart_ad_minute is the
+-- and the execution mode differ; every view from int_deliveries_enriched to mart_ad_minute is the
 -- very file the streaming job includes (tests/unit/test_sql.py checks it).
 -- Output: snk_backfill_ad_minute, the minute windows in [from_ms, to_ms).
 {% set batch = true %}
@@ -19,6 +19,8 @@ SET 'taskmanager.memory.managed.size' = '{{ env.archive.backfill_managed_memory 
 {% include "sources/src_ad_events_archive.sql" %}
 
 {% include "views/batch/stg_events_on_time.sql" %}
+
+{% include "views/int_deliveries_enriched.sql" %}
 
 {% include "views/int_events_deduped.sql" %}
 

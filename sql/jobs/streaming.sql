@@ -32,6 +32,8 @@ SET 'python.execution-mode' = '{{ env.flink.python_execution_mode }}';
 
 {% include "views/stg_raw_archive.sql" %}
 
+{% include "views/int_deliveries_enriched.sql" %}
+
 {% include "views/int_events_deduped.sql" %}
 
 {% include "views/int_events_enriched.sql" %}

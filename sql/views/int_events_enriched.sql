@@ -1,6 +1,7 @@
 -- int_events_enriched: unique on-time events with device, country, campaign vertical, the
 -- invalid-traffic reason (NULL = valid) and the billing idempotency key.
--- Grain: one event (event_id). Input: int_events_deduped; Python UDF enrich_event (sql/functions/).
+-- Grain: one event (event_id). Input: int_events_deduped (its enrichment is enrich_event's ROW,
+-- computed per delivery in int_deliveries_enriched).
 -- billing_key = ad_id|user_id|event_type|bucket start ms, buckets per event type from the
 -- environment (billing.bucket_seconds); adagg/contract.py computes the same key for producers.
 {% from "macros/modes.sql" import arrival_time with context -%}
@@ -10,12 +11,12 @@ SELECT
   ip, user_agent, placement_id, publisher_id, cost_micros,
   COALESCE(conversion_value_micros, CAST(0 AS BIGINT)) AS conversion_value_micros,
   referrer_domain,
-  enriched.e.device_type AS device_type,
-  enriched.e.os AS os,
-  enriched.e.browser AS browser,
-  enriched.e.country AS country,
-  enriched.e.vertical AS vertical,
-  enriched.e.invalid_reason AS invalid_reason,
+  enrichment.device_type AS device_type,
+  enrichment.os AS os,
+  enrichment.browser AS browser,
+  enrichment.country AS country,
+  enrichment.vertical AS vertical,
+  enrichment.invalid_reason AS invalid_reason,
   CONCAT_WS('|', ad_id, user_id, event_type, CAST(event_time - MOD(event_time, CASE event_type
 {%- for event_type, seconds in env.billing.bucket_seconds.items() %}
     WHEN '{{ event_type }}' THEN {{ seconds * 1000 }}
@@ -25,14 +26,4 @@ SELECT
   -- exact dedup, which must not pass it on to stay a deduplication); macros/modes.sql.
   {{ arrival_time() }} AS proc_time,
   ts
-FROM (
-  SELECT *,
-{%- if python_udfs %}
-    enrich_event(user_agent, ip, campaign_id) AS e
-{%- else %}
-    -- Rendered without Python UDFs (benchmark baseline only): constant enrichment, nothing flagged.
-    CAST(ROW('other', 'Other', 'Other', 'ZZ', 'unknown', CAST(NULL AS STRING))
-      AS ROW<device_type STRING, os STRING, browser STRING, country STRING, vertical STRING, invalid_reason STRING>) AS e
-{%- endif %}
-  FROM int_events_deduped
-) AS enriched;
+FROM int_events_deduped;

@@ -46,6 +46,7 @@ def test_backfill_equals_the_reconciled_oracle_and_bills_identically_twice(archi
            for k, r in rows.items()}
     assert got == traffic.oracle.reconciled
     assert first.rows_read == sum(len(p) for p in traffic.phases) and len(first.manifests) == 2
+    assert 0 < first.job_seconds < first.seconds  # the job's own runtime, read from its log line
     second = backfill.run(env, lo, hi, tmp_path / "two", say=lambda _: None)
     day = "2026-11-28"
     a = billing.write(day, list(rows.values()), first.manifests, tmp_path / "bill-a", "archive")

@@ -106,10 +106,10 @@ def test_job_output_equals_oracle_exactly(kafka, traffic, tmp_path):
 
 
 def test_broken_dedup_is_caught(kafka, traffic, tmp_path):
-    """Enrichment fed from the on-time stream before dedup: duplicates get counted."""
+    """Billing keys and measures fed from the enriched deliveries, past the dedup: duplicates get counted."""
     def no_dedup(sql):
-        assert sql.count("FROM int_events_deduped\n) AS enriched;") == 1
-        return sql.replace("FROM int_events_deduped\n) AS enriched;", "FROM stg_events_on_time\n) AS enriched;")
+        assert sql.count("FROM int_events_deduped;") == 1
+        return sql.replace("FROM int_events_deduped;", "FROM int_deliveries_enriched;")
 
     results = run_live(kafka, traffic, tmp_path, "nodedup", no_dedup)
     assert not results["ad_minute"].exact and not results["events_enriched"].exact

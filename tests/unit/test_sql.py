@@ -182,12 +182,13 @@ def test_backfill_runs_the_streaming_jobs_own_sql_files():
     backfill = includes("backfill")
     assert backfill - streaming == {"sources/src_ad_events_archive.sql", "views/batch/stg_events_on_time.sql",
                                     "sinks/snk_backfill_ad_minute.sql"}
-    assert {"views/int_events_deduped.sql", "views/int_events_enriched.sql", "views/int_events_billable.sql",
-            "views/int_event_measures.sql", "views/int_ad_minute.sql", "views/mart_ad_minute.sql"} <= backfill & streaming
+    assert {"views/int_deliveries_enriched.sql", "views/int_events_deduped.sql", "views/int_events_enriched.sql",
+            "views/int_events_billable.sql", "views/int_event_measures.sql", "views/int_ad_minute.sql", "views/mart_ad_minute.sql"} <= backfill & streaming
     assert "CREATE" not in re.sub(r"--.*", "", (SQL_DIR / "jobs" / "backfill.sql").read_text())
     # Rendered, the shared views are the same statements, but for the arrival order of the dedups.
     online, batch = _views(render("local")), _views(render("local", "backfill", **example_params("backfill")))
-    for name in ("int_events_deduped", "int_events_billable", "int_event_measures", "int_ad_minute"):
+    for name in ("int_deliveries_enriched", "int_events_deduped", "int_events_billable", "int_event_measures",
+                 "int_ad_minute"):
         assert batch[name] == online[name], name
     assert batch["mart_ad_minute"].split("UNIX_TIMESTAMP() * 1000")[0] == online["mart_ad_minute"].split(
         "UNIX_TIMESTAMP() * 1000")[0]

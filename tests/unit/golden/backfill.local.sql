@@ -1,7 +1,7 @@
 -- backfill: the streaming job's own dedup, enrichment and window SQL, run in batch mode over the
 -- raw archive for the hours of [from_ms, to_ms): the reconciled tier's numbers. Only the source
 -- (src_ad_events_archive + views/batch/stg_events_on_time.sql instead of the Kafka topic and the late split)
--- and the execution mode differ; every view from int_events_deduped to mart_ad_minute is the
+-- and the execution mode differ; every view from int_deliveries_enriched to mart_ad_minute is the
 -- very file the streaming job includes (tests/unit/test_sql.py checks it).
 -- Output: snk_backfill_ad_minute, the minute windows in [from_ms, to_ms).
 
@@ -65,25 +65,37 @@ FROM src_ad_events_archive
 WHERE
   (dt = '2026-11-28' AND hr = '10');
 
--- int_events_deduped: on-time events with exact duplicates removed (first delivery wins).
--- Grain: one event (event_id). Input: stg_events_on_time.
+-- int_deliveries_enriched: on-time deliveries with their enrichment: ROW(device_type, os,
+-- browser, country, vertical, invalid_reason) from the Python UDF enrich_event (sql/functions/).
+-- Grain: one event delivery (duplicates still present). Input: stg_events_on_time.
+-- Enriching before the exact dedup gives every later view one shared UDF call: in batch mode the
+-- planner would otherwise call the UDF once for the raw and once for the billable branch of
+-- int_event_measures. A duplicate delivery costs one extra call (enrich_event is deterministic).
+CREATE TEMPORARY VIEW int_deliveries_enriched AS
+SELECT *,
+  enrich_event(user_agent, ip, campaign_id) AS enrichment
+FROM stg_events_on_time;
+
+-- int_events_deduped: on-time enriched events with exact duplicates removed (first delivery wins).
+-- Grain: one event (event_id). Input: int_deliveries_enriched.
 -- Ordering by processing time keeps the output append-only, so windows can follow. The state
 -- is bounded only by table.exec.state.ttl (flink.state_ttl); the STATE_TTL hint does not apply.
 CREATE TEMPORARY VIEW int_events_deduped AS
 SELECT
   schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
   ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
-  referrer_domain, kafka_offset, ts
+  referrer_domain, enrichment, kafka_offset, ts
 FROM (
   SELECT *,
     ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS delivery_rank
-  FROM stg_events_on_time
+  FROM int_deliveries_enriched
 )
 WHERE delivery_rank = 1;
 
 -- int_events_enriched: unique on-time events with device, country, campaign vertical, the
 -- invalid-traffic reason (NULL = valid) and the billing idempotency key.
--- Grain: one event (event_id). Input: int_events_deduped; Python UDF enrich_event (sql/functions/).
+-- Grain: one event (event_id). Input: int_events_deduped (its enrichment is enrich_event's ROW,
+-- computed per delivery in int_deliveries_enriched).
 -- billing_key = ad_id|user_id|event_type|bucket start ms, buckets per event type from the
 -- environment (billing.bucket_seconds); adagg/contract.py computes the same key for producers.
 CREATE TEMPORARY VIEW int_events_enriched AS
@@ -92,12 +104,12 @@ SELECT
   ip, user_agent, placement_id, publisher_id, cost_micros,
   COALESCE(conversion_value_micros, CAST(0 AS BIGINT)) AS conversion_value_micros,
   referrer_domain,
-  enriched.e.device_type AS device_type,
-  enriched.e.os AS os,
-  enriched.e.browser AS browser,
-  enriched.e.country AS country,
-  enriched.e.vertical AS vertical,
-  enriched.e.invalid_reason AS invalid_reason,
+  enrichment.device_type AS device_type,
+  enrichment.os AS os,
+  enrichment.browser AS browser,
+  enrichment.country AS country,
+  enrichment.vertical AS vertical,
+  enrichment.invalid_reason AS invalid_reason,
   CONCAT_WS('|', ad_id, user_id, event_type, CAST(event_time - MOD(event_time, CASE event_type
     WHEN 'impression' THEN 60000
     WHEN 'click' THEN 60000
@@ -107,11 +119,7 @@ SELECT
   -- exact dedup, which must not pass it on to stay a deduplication); macros/modes.sql.
   TO_TIMESTAMP_LTZ(kafka_offset, 3) AS proc_time,
   ts
-FROM (
-  SELECT *,
-    enrich_event(user_agent, ip, campaign_id) AS e
-  FROM int_events_deduped
-) AS enriched;
+FROM int_events_deduped;
 
 -- int_events_billable: the events advertisers pay for: valid traffic, first arrival per
 -- billing key (a user's repeats on an ad within one bucket bill once).
@@ -194,7 +202,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.644e52dfabd0' AS pipeline_version,
+  '0.1.0+sql.6c754d12457f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
