@@ -72,7 +72,10 @@ WHERE
 -- planner would otherwise call the UDF once for the raw and once for the billable branch of
 -- int_event_measures. A duplicate delivery costs one extra call (enrich_event is deterministic).
 CREATE TEMPORARY VIEW int_deliveries_enriched AS
-SELECT *,
+SELECT
+  schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
+  ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
+  referrer_domain, kafka_offset, proc_time, ts,
   enrich_event(user_agent, ip, campaign_id) AS enrichment
 FROM stg_events_on_time;
 
@@ -202,7 +205,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.6c754d12457f' AS pipeline_version,
+  '0.1.0+sql.dd962ffab3cc' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 

@@ -125,7 +125,10 @@ FROM src_ad_events_raw;
 -- planner would otherwise call the UDF once for the raw and once for the billable branch of
 -- int_event_measures. A duplicate delivery costs one extra call (enrich_event is deterministic).
 CREATE TEMPORARY VIEW int_deliveries_enriched AS
-SELECT *,
+SELECT
+  schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
+  ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
+  referrer_domain, kafka_offset, proc_time, ts,
   enrich_event(user_agent, ip, campaign_id) AS enrichment
 FROM stg_events_on_time;
 
@@ -301,7 +304,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.6c754d12457f' AS pipeline_version,
+  '0.1.0+sql.dd962ffab3cc' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -362,7 +365,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.6c754d12457f' AS pipeline_version,
+  '0.1.0+sql.dd962ffab3cc' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -421,7 +424,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.6c754d12457f' AS pipeline_version,
+  '0.1.0+sql.dd962ffab3cc' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -487,7 +490,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.6c754d12457f' AS pipeline_version,
+  '0.1.0+sql.dd962ffab3cc' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -548,7 +551,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.6c754d12457f' AS pipeline_version,
+  '0.1.0+sql.dd962ffab3cc' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -653,7 +656,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.6c754d12457f' AS pipeline_version,
+  '0.1.0+sql.dd962ffab3cc' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -708,7 +711,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.6c754d12457f' AS pipeline_version,
+  '0.1.0+sql.dd962ffab3cc' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
