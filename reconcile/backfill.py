@@ -35,7 +35,6 @@ class Backfill:
     rows_read: int
     seconds: float          # wall time: JVM start, planning and the job
     windows: dict[tuple, dict]  # the output, read once: {(window_start_ms, ad_id, country, device_type): row}
-
     job_seconds: float | None = None  # the Flink job's net runtime, as the streaming figures count it
 
     @property
