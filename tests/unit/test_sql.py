@@ -183,7 +183,8 @@ def test_backfill_runs_the_streaming_jobs_own_sql_files():
     assert backfill - streaming == {"sources/src_ad_events_archive.sql", "views/batch/stg_events_on_time.sql",
                                     "sinks/snk_backfill_ad_minute.sql"}
     assert {"views/int_deliveries_enriched.sql", "views/int_events_deduped.sql", "views/int_events_enriched.sql",
-            "views/int_events_billable.sql", "views/int_event_measures.sql", "views/int_ad_minute.sql", "views/mart_ad_minute.sql"} <= backfill & streaming
+            "views/int_events_billable.sql", "views/int_event_measures.sql", "views/int_ad_minute.sql",
+            "views/mart_ad_minute.sql"} <= backfill & streaming
     assert "CREATE" not in re.sub(r"--.*", "", (SQL_DIR / "jobs" / "backfill.sql").read_text())
     # Rendered, the shared views are the same statements, but for the arrival order of the dedups.
     online, batch = _views(render("local")), _views(render("local", "backfill", **example_params("backfill")))
