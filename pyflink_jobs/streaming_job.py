@@ -19,6 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # flink run -py
 from adagg.sql import render, split_statements  # noqa: E402
 
 SET_RE = re.compile(r"^SET\s+'([^']+)'\s*=\s*'([^']*)'$", re.S | re.I)
+# The line main() prints when an attached job has finished; net_runtime_ms reads it back.
+NET_RUNTIME_RE = re.compile(r"^job finished: net runtime (\d+) ms$", re.M)
+
+
+def net_runtime_ms(log: str) -> int | None:
+    """The job's net runtime from the output of main(), None if it did not finish attached."""
+    match = NET_RUNTIME_RE.search(log)
+    return int(match.group(1)) if match else None
 
 
 def build_table_env(jars: list[str], conf: list[str] = (), batch: bool = False):

@@ -9,7 +9,6 @@ manifests promise, so the rate and the time left are real, not guessed.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -23,6 +22,7 @@ import httpx
 from adagg import paths
 from adagg.sql import render
 from archive.manifest import ArchiveError, partitions_between, verify
+from pyflink_jobs.streaming_job import net_runtime_ms
 from reconcile.diff import KEY
 
 
@@ -44,10 +44,6 @@ class Backfill:
     @property
     def job_rate(self) -> float | None:
         return self.rows_read / self.job_seconds if self.job_seconds else None
-
-
-# The line pyflink_jobs/streaming_job.py prints when the job has finished.
-NET_RUNTIME_RE = re.compile(r"^job finished: net runtime (\d+) ms$", re.M)
 
 
 def archive_dir(env) -> Path:
@@ -133,9 +129,9 @@ def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s
     if job.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise RuntimeError(f"the backfill job failed (exit {job.returncode}); log {log}:\n{tail}")
-    net = NET_RUNTIME_RE.search(log.read_text(errors="replace"))
+    net_ms = net_runtime_ms(log.read_text(errors="replace"))
     done = Backfill(from_ms, to_ms, output, manifests, total, seconds, read_rows(output),
-                    int(net.group(1)) / 1000 if net else None)
+                    net_ms / 1000 if net_ms is not None else None)
     job = f"; the job itself {done.job_seconds:.1f} s, {done.job_rate:,.0f} rows/s" if done.job_seconds else ""
     say(f"  done: {total:,} rows from {len(manifests)} partitions in {seconds:.1f} s ({done.rate:,.0f} rows/s, "
         f"JVM start and planning included{job}); {len(done.windows):,} minute windows in {output}")
