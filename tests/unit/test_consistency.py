@@ -62,6 +62,7 @@ def test_every_pinot_table_matches_its_sink(env_name):
         if "window_start_ms" in sink["columns"]:  # an aggregate: upsert on its window key
             assert sink["key"] == spec.schema["primaryKeyColumns"]
             assert spec.table_config["upsertConfig"]["mode"] == "FULL"
+            assert spec.table_config["upsertConfig"]["hashFunction"] == "MURMUR3"  # keys on the server heap
             assert spec.table_config["routing"]["instanceSelectorType"] == "strictReplicaGroup"
             assert spec.table_config["upsertConfig"]["comparisonColumn"] in sink["columns"]
         else:  # events: append-only, keyed by event_id, a retention of their own
