@@ -346,10 +346,26 @@ def kept_tables(env, run, rows_wanted: int):
         if not config:
             return None
         topics[name] = topic_of(config)
-    stats = run(f"SELECT MAX(window_start_ms) AS newest, COUNT(*) AS n FROM {PREFIX}ad_minute", {})[0]
+    stats = loaded(run, f"SELECT MAX(window_start_ms) AS newest, COUNT(*) AS n FROM {PREFIX}ad_minute")
     if int(stats["n"]) < rows_wanted:
         return None
     return topics, int(stats["n"]), int(stats["newest"]) + 60_000
+
+
+def loaded(run, sql: str, timeout_s: float = 600) -> dict:
+    """The first row of `sql`, once the server has loaded the table's segments: a server that
+    has just started answers with an error until then (10 M upsert rows take a minute or two)."""
+    from serving.runner import PinotUnavailable
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return run(sql, {})[0]
+        except PinotUnavailable as error:
+            if time.monotonic() > deadline:
+                raise
+            say(f"  waiting for the Pinot server to load the kept segments ({str(error)[:60]}...)")
+            time.sleep(10)
 
 
 def drop_tables(env, specs) -> None:
