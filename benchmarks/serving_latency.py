@@ -301,7 +301,10 @@ def load_tables(env, run, specs, args, start: int, minutes: int, per_minute: int
     """Create the bench tables on topics of their own and fill them: (topics, rows, seconds)."""
     from adagg.pinot import apply
 
-    drop_tables(env, specs)  # a previous run's, if it was interrupted or kept
+    old_topics = bench_topics(env)  # a previous run's, if it was interrupted or kept
+    drop_tables(env, specs)
+    if old_topics:
+        delete_topics(env.kafka.bootstrap_servers, list(old_topics.values()))
     restart_server(env)
     topics = {spec.name: topic_of(spec.table_config) for spec in specs}
     create_topics(env.kafka.bootstrap_servers, list(topics.values()), args.partitions)
@@ -335,17 +338,24 @@ def consumed_offset(env, table: str) -> int:
                for offset in replica["partitionToOffsetMap"].values())
 
 
-def kept_tables(env, run, rows_wanted: int):
-    """(topics, rows, newest final minute + 1 minute) of the tables a --keep run left, or None."""
+def bench_topics(env) -> dict[str, str]:
+    """{table: topic} of the bench tables Pinot has now (a --keep run's)."""
     import requests
 
     ctl = env.pinot.controller_url.rstrip("/")
     topics = {}
     for name in (PREFIX + "ad_minute", PREFIX + "ad_minute_live"):
         config = requests.get(f"{ctl}/tables/{name}", timeout=30).json().get("REALTIME")
-        if not config:
-            return None
-        topics[name] = topic_of(config)
+        if config:
+            topics[name] = topic_of(config)
+    return topics
+
+
+def kept_tables(env, run, rows_wanted: int):
+    """(topics, rows, newest final minute + 1 minute) of the tables a --keep run left, or None."""
+    topics = bench_topics(env)
+    if len(topics) < 2:
+        return None
     stats = loaded(run, f"SELECT MAX(window_start_ms) AS newest, COUNT(*) AS n FROM {PREFIX}ad_minute")
     if int(stats["n"]) < rows_wanted:
         return None
