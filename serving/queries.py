@@ -129,7 +129,7 @@ def minutes(run: Run, group_by: tuple[str, ...], keys: dict[str, str], filters: 
     # The two tiers' statements are independent and mostly wait on Pinot: ask both at once.
     answers = _TIERS.map(lambda part: _sums(run, part[0], group_by, keys, filters, part[2], part[3]), parts)
     out: dict[tuple, tuple[dict, set]] = {}
-    for (table, tier, a, b), rows in zip(parts, answers):
+    for (_, tier, _, _), rows in zip(parts, answers):
         for row in rows:
             key = tuple(row[g] for g in group_by)
             measures, tiers = out.setdefault(key, ({}, set()))
