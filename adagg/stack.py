@@ -140,9 +140,9 @@ class Stack:
         self.home = paths.home()
         self.services = self._services()
 
-    def _java(self, module: str, heap: str, main: list[str]) -> list[str]:
+    def _java(self, module: str, heap: str, main: list[str], opts: str = "") -> list[str]:
         return [
-            require_java(), f"-Xms{heap}", f"-Xmx{heap}", *JAVA_OPENS.split(),
+            require_java(), f"-Xms{heap}", f"-Xmx{heap}", *opts.split(), *JAVA_OPENS.split(),
             f"-Dlog4j2.configurationFile={STACK_DIR / 'log4j2.properties'}",
             "-cp", _classpath(module), *main,
         ]
@@ -158,7 +158,7 @@ class Stack:
                 raise StackError(f"formatting Kafka storage failed: {done.stderr.strip()[-500:]}")
         return self._java("kafka", self.s.kafka.heap, ["kafka.Kafka", str(props)])
 
-    def _pinot_cmd(self, role: str, heap: str) -> list[str]:
+    def _pinot_cmd(self, role: str, heap: str, opts: str = "") -> list[str]:
         admin = "org.apache.pinot.tools.admin.PinotAdministrator"
         zk = f"{self.s.host}:{self.s.zookeeper.port}"
         if role == "zookeeper":  # run ZooKeeper itself: Pinot's StartZookeeper cannot bind to loopback only
@@ -168,7 +168,7 @@ class Stack:
                        s=self.s, data_dir=paths.data() / "pinot")
         start = {"controller": "StartController", "broker": "StartBroker", "server": "StartServer"}[role]
         args = [start, "-zkAddress", zk, "-clusterName", "adagg", "-configFileName", str(conf)]
-        return self._java("pinot", heap, [admin, *args])
+        return self._java("pinot", heap, [admin, *args], opts)
 
     def flink_conf_dir(self) -> Path:
         conf = self.home / "flink-conf"
@@ -238,7 +238,7 @@ class Stack:
                     lambda: http_ok(f"http://{h}:{s.pinot_broker.port}/health"),
                     url=f"http://{h}:{s.pinot_broker.port}", after=["pinot-controller"]),
             Service("pinot-server", [s.pinot_server.port, s.pinot_server.admin_port],
-                    lambda: self._pinot_cmd("server", s.pinot_server.heap),
+                    lambda: self._pinot_cmd("server", s.pinot_server.heap, s.pinot_server.get("jvm_opts", "")),
                     lambda: http_ok(f"http://{h}:{s.pinot_server.admin_port}/health"),
                     after=["pinot-controller"]),
         ]
@@ -341,7 +341,7 @@ class Stack:
             running = {svc.name: pid for svc in wave if (pid := self.pid(svc.name)) is not None}
             for name, pid in running.items():
                 say(f"  stopping {name} (pid {pid})")
-            _kill_groups(list(running.values()))
+            kill_groups(list(running.values()))
             for name in running:
                 self.pid_file(name).unlink(missing_ok=True)
 
@@ -401,8 +401,8 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def _kill_groups(pgids: list[int], grace_s: float = 20.0) -> None:
-    """SIGTERM the services' process groups, then SIGKILL whatever is left after the grace period."""
+def kill_groups(pgids: list[int], grace_s: float = 20.0) -> None:
+    """SIGTERM process groups (services, a backfill job), then SIGKILL whatever is left after the grace period."""
     for pgid in pgids:
         try:
             os.killpg(pgid, signal.SIGTERM)

@@ -21,6 +21,7 @@ import httpx
 
 from adagg import paths
 from adagg.sql import render
+from adagg.stack import kill_groups
 from archive.manifest import ArchiveError, partitions_between, verify
 from pyflink_jobs.streaming_job import net_runtime_ms
 from reconcile.diff import KEY
@@ -114,17 +115,24 @@ def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with log.open("w") as out:
-        job = subprocess.Popen(cmd, cwd=paths.REPO, stdout=out, stderr=subprocess.STDOUT,
+        # A session of its own: the job and the mini-cluster JVM it starts are one process group,
+        # stopped together if this command is interrupted (Ctrl-C, SIGTERM) before the job ends.
+        job = subprocess.Popen(cmd, cwd=paths.REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                env={**os.environ, "FLINK_LOG_DIR": str(paths.logs()),
                                     "PYTHONPATH": paths.flink_python_path()})
-        last = 0
-        while job.poll() is None:
-            time.sleep(0.5)
-            if time.monotonic() - started - last >= progress_every_s:
-                last = time.monotonic() - started
-                state = _job_state(f"http://127.0.0.1:{port}")
-                if state is not None:
-                    _say_progress(say, state, total, len(manifests), started)
+        try:
+            last = 0
+            while job.poll() is None:
+                time.sleep(0.5)
+                if time.monotonic() - started - last >= progress_every_s:
+                    last = time.monotonic() - started
+                    state = _job_state(f"http://127.0.0.1:{port}")
+                    if state is not None:
+                        _say_progress(say, state, total, len(manifests), started)
+        finally:
+            if job.poll() is None:
+                say("  stopping the backfill job")
+                kill_groups([job.pid], grace_s=10)
     seconds = time.monotonic() - started
     if job.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])

@@ -1,6 +1,7 @@
 """The backfill on a Flink mini-cluster (batch mode) over a raw archive of generated traffic: it
 must equal the reconciled oracle (every unique event, late ones included) exactly, recompute the
-same billing report byte for byte, and refuse a corrupted archive before running anything.
+same billing report byte for byte, refuse a corrupted archive before running anything, and stop
+its Flink job when the command is terminated.
 
 The archive is loaded with archive/loader.py (Parquet in the sink's layout, as Flink commits it):
 this tier tests the batch SQL; tests/e2e checks the archive the streaming job itself writes."""
@@ -8,10 +9,16 @@ this tier tests the batch SQL; tests/e2e checks the archive the streaming job it
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from adagg import paths
 from adagg.demo import make_traffic
 from adagg.env import load, override
 from archive import loader
@@ -72,3 +79,55 @@ def test_a_corrupted_or_missing_archive_file_stops_the_backfill_before_it_runs(a
     with pytest.raises(ArchiveError, match=f"{victim.name} is listed in _MANIFEST.json but missing"):
         backfill.run(copy, lo, hi, tmp_path / "out", say=lambda _: None)
     assert not (tmp_path / "out").exists()  # nothing was recomputed
+
+
+def _group_of(marker: str) -> int | None:
+    """The process group of the running process whose command line holds `marker`."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker.encode() in (proc / "cmdline").read_bytes():
+                return os.getpgid(int(proc.name))
+        except (OSError, ProcessLookupError):
+            continue
+    return None
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_sigterm_during_a_backfill_stops_its_flink_job(archived, tmp_path):
+    """`adagg backfill` killed with SIGTERM (as a scheduler or `timeout` does) must not leave its
+    job and mini-cluster JVM running."""
+    env, _, lo, hi = archived
+    out = tmp_path / "out"
+    script = f"""
+import signal
+from adagg import cli
+from adagg.env import load, override
+from reconcile import backfill
+signal.signal(signal.SIGTERM, cli._exit_on_sigterm)  # what `adagg` installs
+env = override(load("local"), {{"archive.path": {str(backfill.archive_dir(env))!r}}})
+backfill.run(env, {lo}, {hi}, __import__("pathlib").Path({str(out)!r}), say=lambda l: print(l, flush=True),
+             progress_every_s=0.5)
+"""
+    cmd = subprocess.Popen([sys.executable, "-c", script], cwd=paths.REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        for line in cmd.stdout:
+            if "archived rows" in line and "stages done" in line:  # a progress line: the job is running
+                break
+        else:
+            pytest.fail("the backfill ended before it reported progress")
+        job = _group_of(str(out) + ".sql")
+        assert job is not None and job != os.getpgid(cmd.pid), "the job runs in a process group of its own"
+        cmd.send_signal(signal.SIGTERM)
+        assert cmd.wait(timeout=60) == 128 + signal.SIGTERM
+        assert "stopping the backfill job" in cmd.stdout.read()
+        assert not _group_alive(job), "the job or its mini-cluster JVM outlived the command"
+    finally:
+        if cmd.poll() is None:
+            cmd.kill()

@@ -37,12 +37,24 @@ class MemoryPinot:
         if sql.startswith("SELECT COUNT(*) AS n, MAX(") and not bound:
             column = re.search(r"MAX\((\w+)\)", sql)[1]
             return [{"n": len(rows), "newest": max((r[column] for r in rows), default=float("-inf"))}]
+        listed = {name for name in bound if re.fullmatch(r"m\d+", name)}  # window_start_ms IN (...)
+        within = {name for name in bound if re.fullmatch(r"in\d+", name)}  # <column> IN (...)
         for column, value in bound.items():
-            if column not in ("lo", "hi"):
+            if column not in ("lo", "hi", *listed, *within):
                 rows = [r for r in rows if r[column] == value]
+        if within:
+            column = re.search(r"(\w+) IN \(%\(in0\)s", sql)[1]
+            rows = [r for r in rows if r[column] in {bound[name] for name in within}]
         time_col = "event_time" if table == "late_events" else "window_start_ms"
-        rows = [r for r in rows if bound["lo"] <= r[time_col] < bound["hi"]]
+        if listed:
+            rows = [r for r in rows if r[time_col] in {bound[name] for name in listed}]
+        elif "lo" in bound:
+            rows = [r for r in rows if bound["lo"] <= r[time_col] < bound["hi"]]
+        else:
+            assert "window_start_ms < 0" in sql
+            rows = []
         groups = [g.strip() for g in re.match(r"SELECT (.*?), (SUM|COUNT)", sql)[1].split(",")]
+        summed = set(re.findall(r"SUM\((\w+)\)", sql))
         out: dict = {}
         for r in rows:
             key = tuple(r[g] for g in groups)
@@ -52,7 +64,7 @@ class MemoryPinot:
             agg["version"] = max(agg["version"], r.get("version", 1))
             for m in queries.MEASURES:
                 agg[m] += r.get(m, 0)
-        return list(out.values())
+        return [{k: v for k, v in agg.items() if k not in queries.MEASURES or k in summed} for agg in out.values()]
 
 
 def row(start: int, ad: str = "ad-1", clicks: int = 1, **extra) -> dict:
@@ -85,6 +97,26 @@ def test_minute_series_takes_final_where_closed_and_live_after(pinot):
     assert answer["tier"] == "final+live" and answer["buckets"][0]["ctr"] == 0.1
 
 
+def test_the_live_tier_names_its_minutes_so_pinot_answers_from_the_inverted_index(pinot):
+    queries.ad_metrics(pinot, "ad-1", "minute", T0, T0 + 5 * M, Filters())
+    sums = {re.search(r" FROM (\w+)", sql)[1]: (sql, bound) for sql, bound in pinot.sql if "SUM(" in sql}
+    live_sql, live_bound = sums["ad_minute_live"]
+    assert "window_start_ms IN (%(m0)s, %(m1)s)" in live_sql and "window_start_ms >=" not in live_sql
+    assert (live_bound["m0"], live_bound["m1"]) == (T0 + 3 * M, T0 + 4 * M)
+    assert "window_start_ms >= %(lo)s AND window_start_ms < %(hi)s" in sums["ad_minute"][0]
+
+
+def test_a_listed_span_selects_the_same_minutes_as_the_range():
+    # An unaligned start lists from the next whole minute, like `>= lo` over minute-aligned rows.
+    condition, bound = queries._window_filter(T0 + 1, T0 + 3 * M, listed=True)
+    assert condition == "window_start_ms IN (%(m0)s, %(m1)s)" and bound == {"m0": T0 + M, "m1": T0 + 2 * M}
+    assert queries._window_filter(T0 + 1, T0 + M, listed=True) == ("window_start_ms < 0", {})  # no whole minute
+    longest = queries.LISTED_MINUTES
+    assert len(queries._window_filter(T0, T0 + longest * M, listed=True)[1]) == longest
+    assert queries._window_filter(T0, T0 + (longest + 1) * M, listed=True)[1] == {"lo": T0, "hi": T0 + (longest + 1) * M}
+    assert queries._window_filter(T0, T0 + M, listed=False)[1] == {"lo": T0, "hi": T0 + M}
+
+
 def test_hour_series_uses_the_hour_table_where_closed_and_sums_minutes_where_open(pinot):
     answer = queries.ad_metrics(pinot, "ad-1", "hour", T0 - H, T0 + H, Filters())
     assert [(b["window_start_ms"], b["clicks"], b["tier"]) for b in answer["buckets"]] == [
@@ -97,6 +129,21 @@ def test_filters_and_top_ads(pinot):
     assert (top["from_ms"], top["to_ms"]) == (T0, T0 + 5 * M)
     assert [(a["ad_id"], a["billable_clicks"]) for a in top["ads"]] == [("ad-1", 16), ("ad-2", 6)]
     assert queries.top_ads(pinot, 1, 1, Filters())["ads"][0]["ad_id"] == "ad-1"   # the newest minute only
+
+
+def test_top_ads_rank_on_billable_clicks_then_read_only_the_chosen_ads_in_full(pinot):
+    pinot.tables["ad_minute_live"] += [row(T0 + 4 * M, ad=f"ad-{i}", clicks=i) for i in range(3, 9)]
+    top = queries.top_ads(pinot, 3, 5, Filters())
+    assert [(a["ad_id"], a["billable_clicks"], a["impressions"]) for a in top["ads"]] == [
+        ("ad-1", 16, 160), ("ad-8", 8, 80), ("ad-7", 7, 70)]
+    assert [a["rank"] for a in top["ads"]] == [1, 2, 3]
+    sums = [(sql, bound) for sql, bound in pinot.sql if "SUM(" in sql]
+    ranking = [sql for sql, _ in sums if "IN (%(in0)s" not in sql]
+    detail = [(sql, bound) for sql, bound in sums if "IN (%(in0)s" in sql]
+    assert ranking and all(re.findall(r"SUM\((\w+)\)", sql) == ["billable_clicks"] for sql in ranking)
+    assert detail and all({v for k, v in bound.items() if k.startswith("in")} == {"ad-1", "ad-8", "ad-7"}
+                          for _, bound in detail)
+    assert queries.top_ads(pinot, 100, 5, Filters())["ads"][-1]["ad_id"] == "ad-3"  # n above the ads: all of them
 
 
 def test_summaries_and_late_events(pinot):
