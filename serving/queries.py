@@ -119,8 +119,10 @@ def _sums(run: Run, table: str, group_by: tuple[str, ...], keys: dict[str, str],
     sql = (f"SELECT {groups}, {sums}, MAX(version) AS version FROM {table} WHERE {' AND '.join(conditions)} "
            f"GROUP BY {groups} LIMIT {_GROUP_LIMIT}")
     rows = run(sql, params)
-    return [{**{g: r[g] for g in group_by}, **{m: int(r[m]) for m in measures}, "version": int(r["version"])}
-            for r in rows]
+    for r in rows:  # in place: an answer can hold thousands of groups, and each copy costs
+        for m in (*measures, "version"):
+            r[m] = int(r[m])
+    return rows
 
 
 def _tier_of(row: dict, tier: str) -> str:
