@@ -97,10 +97,8 @@ def _window_filter(lo: int, hi: int, listed: bool) -> tuple[str, dict]:
 
 
 def _sums(run: Run, table: str, group_by: tuple[str, ...], keys: dict[str, str], filters: Filters,
-          lo: int, hi: int, measures: tuple[str, ...] = MEASURES,
-          within: tuple[str, list[str]] | None = None) -> list[dict]:
-    """SUM of `measures` per group over windows [lo, hi), with equality filters; `within`
-    (column, values) keeps only the rows whose column is one of the values."""
+          lo: int, hi: int) -> list[dict]:
+    """SUM of every measure per group over windows [lo, hi), with equality filters."""
     if hi <= lo:
         return []
     window, params = _window_filter(lo, hi, listed=table == MINUTE_LIVE)
@@ -108,19 +106,14 @@ def _sums(run: Run, table: str, group_by: tuple[str, ...], keys: dict[str, str],
     for column, value in {**keys, **filters.items()}.items():
         conditions.append(f"{column} = %({column})s")
         params[column] = value
-    if within:
-        column, values = within
-        names = {f"in{i}": value for i, value in enumerate(values)}
-        conditions.append(f"{column} IN ({', '.join(f'%({name})s' for name in names)})")
-        params.update(names)
     groups = ", ".join(group_by)
-    sums = ", ".join(f"SUM({m}) AS {m}" for m in measures)
+    sums = ", ".join(f"SUM({m}) AS {m}" for m in MEASURES)
     # The highest row version tells whether a reconciliation corrected any row of the group.
     sql = (f"SELECT {groups}, {sums}, MAX(version) AS version FROM {table} WHERE {' AND '.join(conditions)} "
            f"GROUP BY {groups} LIMIT {_GROUP_LIMIT}")
     rows = run(sql, params)
     for r in rows:  # in place: an answer can hold thousands of groups, and each copy costs
-        for m in (*measures, "version"):
+        for m in (*MEASURES, "version"):
             r[m] = int(r[m])
     return rows
 
@@ -130,8 +123,8 @@ def _tier_of(row: dict, tier: str) -> str:
     return "reconciled" if tier == "final" and row["version"] > FINAL_VERSION else tier
 
 
-def _add(into: dict, row: dict, measures: tuple[str, ...] = MEASURES) -> None:
-    for m in measures:
+def _add(into: dict, row: dict) -> None:
+    for m in MEASURES:
         into[m] = into.get(m, 0) + row[m]
 
 
@@ -145,21 +138,19 @@ def with_rates(row: dict) -> dict:
 
 
 def minutes(run: Run, group_by: tuple[str, ...], keys: dict[str, str], filters: Filters, lo: int, hi: int,
-            closed_until: int | None, measures: tuple[str, ...] = MEASURES,
-            within: tuple[str, list[str]] | None = None) -> dict[tuple, tuple[dict, set]]:
+            closed_until: int | None) -> dict[tuple, tuple[dict, set]]:
     """Minute windows in [lo, hi), final up to closed_until (exclusive), live after, summed per
     group: {group values: (measures, tiers used)}."""
     cut = lo if closed_until is None else max(lo, min(hi, closed_until))
     parts = ((MINUTE_FINAL, "final", lo, cut), (MINUTE_LIVE, "live", cut, hi))
     # The two tiers' statements are independent and mostly wait on Pinot: ask both at once.
-    answers = _TIERS.map(lambda part: _sums(run, part[0], group_by, keys, filters, part[2], part[3], measures,
-                                            within), parts)
+    answers = _TIERS.map(lambda part: _sums(run, part[0], group_by, keys, filters, part[2], part[3]), parts)
     out: dict[tuple, tuple[dict, set]] = {}
     for (_, tier, _, _), rows in zip(parts, answers):
         for row in rows:
             key = tuple(row[g] for g in group_by)
-            sums, tiers = out.setdefault(key, ({}, set()))
-            _add(sums, row, measures)
+            measures, tiers = out.setdefault(key, ({}, set()))
+            _add(measures, row)
             tiers.add(_tier_of(row, tier))
     return out
 
@@ -225,15 +216,9 @@ def top_ads(run: Run, n: int, last_minutes: int, filters: Filters) -> dict:
                 "freshness": freshness(run, (MINUTE_FINAL, MINUTE_LIVE))}
     hi = max(ends) + MINUTE_MS
     lo = hi - last_minutes * MINUTE_MS
-    cut = closed_until(run, MINUTE_FINAL, MINUTE_MS)
-    # Rank every ad on its billable clicks alone, then read all measures of the n first: Pinot
-    # answers one sum per ad instead of ten, and only n ads come back in full. The live tier can
-    # move between the two reads; the ads are listed in the order of the figures they show.
-    by_clicks = minutes(run, ("ad_id",), {}, filters, lo, hi, cut, measures=("billable_clicks",))
-    chosen = [ad for (ad,), _ in sorted(by_clicks.items(), key=lambda kv: (-kv[1][0]["billable_clicks"], kv[0][0]))[:n]]
-    groups = minutes(run, ("ad_id",), {}, filters, lo, hi, cut, within=("ad_id", chosen)) if chosen else {}
-    ranked = sorted(groups.items(), key=lambda kv: (-kv[1][0]["billable_clicks"], kv[0][0]))
-    used = set().union(*(t for _, t in by_clicks.values())) if by_clicks else set()
+    groups = minutes(run, ("ad_id",), {}, filters, lo, hi, closed_until(run, MINUTE_FINAL, MINUTE_MS))
+    ranked = sorted(groups.items(), key=lambda kv: (-kv[1][0]["billable_clicks"], kv[0][0]))[:n]
+    used = set().union(*(t for _, t in groups.values())) if groups else set()
     return {"n": n, "last_minutes": last_minutes, "from_ms": lo, "to_ms": hi, "filters": filters.items(),
             "tier": _tier(used),
             "ads": [{"rank": i + 1, "ad_id": ad, **with_rates(m), "tier": _tier(t)}
