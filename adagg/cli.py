@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -371,16 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _exit_on_sigterm(signum, frame) -> None:
-    """SIGTERM exits the way Ctrl-C does, through every `finally`: a backfill stops its Flink job
-    instead of leaving the mini-cluster JVM running."""
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     from adagg.pinot import PinotError
     from adagg.stack import StackError
     from collector.client import CollectorError

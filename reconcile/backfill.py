@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +90,23 @@ def _say_progress(say, state: tuple[int, int, int], total: int, partitions: int,
         f"{left}; {finished} of {stages} stages done")
 
 
+@contextmanager
+def _sigterm_as_exit():
+    """While the job runs, SIGTERM (a scheduler, `timeout`, `kill`) exits through every `finally`,
+    as Ctrl-C does, so the job is stopped rather than left running with its mini-cluster JVM."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+
+    def exit_(signum, frame):
+        raise SystemExit(128 + signum)
+    previous = signal.signal(signal.SIGTERM, exit_)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s: float = 5.0) -> Backfill:
     """Check the manifests of the range's hours, then run the batch job into `output` (replaced)."""
     if to_ms <= from_ms:
@@ -114,7 +134,7 @@ def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s
     log = paths.logs() / "backfill.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with log.open("w") as out:
+    with log.open("w") as out, _sigterm_as_exit():
         # A session of its own: the job and the mini-cluster JVM it starts are one process group,
         # stopped together if this command is interrupted (Ctrl-C, SIGTERM) before the job ends.
         job = subprocess.Popen(cmd, cwd=paths.REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

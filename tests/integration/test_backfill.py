@@ -101,16 +101,13 @@ def _group_alive(pgid: int) -> bool:
 
 
 def test_sigterm_during_a_backfill_stops_its_flink_job(archived, tmp_path):
-    """`adagg backfill` killed with SIGTERM (as a scheduler or `timeout` does) must not leave its
-    job and mini-cluster JVM running."""
+    """A backfill (`adagg backfill`, or a reconcile that runs one) killed with SIGTERM, as a
+    scheduler or `timeout` does, must not leave its job and mini-cluster JVM running."""
     env, _, lo, hi = archived
     out = tmp_path / "out"
     script = f"""
-import signal
-from adagg import cli
 from adagg.env import load, override
 from reconcile import backfill
-signal.signal(signal.SIGTERM, cli._exit_on_sigterm)  # what `adagg` installs
 env = override(load("local"), {{"archive.path": {str(backfill.archive_dir(env))!r}}})
 backfill.run(env, {lo}, {hi}, __import__("pathlib").Path({str(out)!r}), say=lambda l: print(l, flush=True),
              progress_every_s=0.5)
