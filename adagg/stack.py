@@ -392,7 +392,7 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     _reap(pgid)  # a zombie leader still "exists" for killpg until it is collected
     try:
         os.killpg(pgid, 0)
@@ -409,12 +409,12 @@ def kill_groups(pgids: list[int], grace_s: float = 20.0) -> None:
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_group_alive(p) for p in pgids):
+    while time.monotonic() < deadline and any(group_alive(p) for p in pgids):
         time.sleep(0.2)
-    for pgid in [p for p in pgids if _group_alive(p)]:
+    for pgid in [p for p in pgids if group_alive(p)]:
         os.killpg(pgid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_group_alive(p) for p in pgids):
+    while time.monotonic() < deadline and any(group_alive(p) for p in pgids):
         time.sleep(0.1)
 
 

@@ -21,6 +21,7 @@ import pytest
 from adagg import paths
 from adagg.demo import make_traffic
 from adagg.env import load, override
+from adagg.stack import group_alive
 from archive import loader
 from archive.manifest import ArchiveError, seal_all
 from reconcile import backfill, billing
@@ -92,14 +93,6 @@ def _group_of(marker: str) -> int | None:
     return None
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-
-
 def test_sigterm_during_a_backfill_stops_its_flink_job(archived, tmp_path):
     """A backfill (`adagg backfill`, or a reconcile that runs one) killed with SIGTERM, as a
     scheduler or `timeout` does, must not leave its job and mini-cluster JVM running."""
@@ -124,7 +117,7 @@ backfill.run(env, {lo}, {hi}, __import__("pathlib").Path({str(out)!r}), say=lamb
         cmd.send_signal(signal.SIGTERM)
         assert cmd.wait(timeout=60) == 128 + signal.SIGTERM
         assert "stopping the backfill job" in cmd.stdout.read()
-        assert not _group_alive(job), "the job or its mini-cluster JVM outlived the command"
+        assert not group_alive(job), "the job or its mini-cluster JVM outlived the command"
     finally:
         if cmd.poll() is None:
             cmd.kill()
