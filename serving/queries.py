@@ -97,8 +97,9 @@ def _window_filter(lo: int, hi: int, listed: bool) -> tuple[str, dict]:
 
 
 def _sums(run: Run, table: str, group_by: tuple[str, ...], keys: dict[str, str], filters: Filters,
-          lo: int, hi: int) -> list[dict]:
-    """SUM of every measure per group over windows [lo, hi), with equality filters."""
+          lo: int, hi: int, top: int | None = None) -> list[dict]:
+    """SUM of every measure per group over windows [lo, hi), with equality filters; with `top`,
+    only the `top` groups with the most billable clicks (ties: the group columns), ranked."""
     if hi <= lo:
         return []
     window, params = _window_filter(lo, hi, listed=table == MINUTE_LIVE)
@@ -109,8 +110,14 @@ def _sums(run: Run, table: str, group_by: tuple[str, ...], keys: dict[str, str],
     groups = ", ".join(group_by)
     sums = ", ".join(f"SUM({m}) AS {m}" for m in MEASURES)
     # The highest row version tells whether a reconciliation corrected any row of the group.
-    sql = (f"SELECT {groups}, {sums}, MAX(version) AS version FROM {table} WHERE {' AND '.join(conditions)} "
-           f"GROUP BY {groups} LIMIT {_GROUP_LIMIT}")
+    sql = f"SELECT {groups}, {sums}, MAX(version) AS version FROM {table} WHERE {' AND '.join(conditions)} GROUP BY {groups}"
+    if top is None:
+        sql += f" LIMIT {_GROUP_LIMIT}"
+    else:
+        # Ranked by Pinot, so only `top` groups travel back. A server trims a ranked GROUP BY to its
+        # max(5 * LIMIT, 5000) best groups, which is exact only if it holds every row of a group:
+        # trim size 0 turns that off, for any number of servers.
+        sql += f" ORDER BY billable_clicks DESC, {groups} LIMIT {int(top)} OPTION(minServerGroupTrimSize=0)"
     rows = run(sql, params)
     for r in rows:  # in place: an answer can hold thousands of groups, and each copy costs
         for m in (*MEASURES, "version"):
@@ -137,12 +144,18 @@ def with_rates(row: dict) -> dict:
     return out
 
 
+def _minute_tiers(lo: int, hi: int, closed_until: int | None) -> tuple[tuple[str, str, int, int], ...]:
+    """(table, tier, from, to) for minute windows [lo, hi): final up to closed_until (exclusive),
+    live after. A part may be empty."""
+    cut = lo if closed_until is None else max(lo, min(hi, closed_until))
+    return (MINUTE_FINAL, "final", lo, cut), (MINUTE_LIVE, "live", cut, hi)
+
+
 def minutes(run: Run, group_by: tuple[str, ...], keys: dict[str, str], filters: Filters, lo: int, hi: int,
             closed_until: int | None) -> dict[tuple, tuple[dict, set]]:
     """Minute windows in [lo, hi), final up to closed_until (exclusive), live after, summed per
     group: {group values: (measures, tiers used)}."""
-    cut = lo if closed_until is None else max(lo, min(hi, closed_until))
-    parts = ((MINUTE_FINAL, "final", lo, cut), (MINUTE_LIVE, "live", cut, hi))
+    parts = _minute_tiers(lo, hi, closed_until)
     # The two tiers' statements are independent and mostly wait on Pinot: ask both at once.
     answers = _TIERS.map(lambda part: _sums(run, part[0], group_by, keys, filters, part[2], part[3]), parts)
     out: dict[tuple, tuple[dict, set]] = {}
@@ -216,9 +229,18 @@ def top_ads(run: Run, n: int, last_minutes: int, filters: Filters) -> dict:
                 "freshness": freshness(run, (MINUTE_FINAL, MINUTE_LIVE))}
     hi = max(ends) + MINUTE_MS
     lo = hi - last_minutes * MINUTE_MS
-    groups = minutes(run, ("ad_id",), {}, filters, lo, hi, closed_until(run, MINUTE_FINAL, MINUTE_MS))
-    ranked = sorted(groups.items(), key=lambda kv: (-kv[1][0]["billable_clicks"], kv[0][0]))[:n]
-    used = set().union(*(t for _, t in groups.values())) if groups else set()
+    closed_end = None if closed is None else closed + MINUTE_MS
+    parts = [part for part in _minute_tiers(lo, hi, closed_end) if part[2] < part[3]]
+    if len(parts) == 1:
+        # One tier holds the whole span: Pinot ranks, and n ads come back instead of every ad.
+        table, tier, _, _ = parts[0]
+        ranked = [((r["ad_id"],), ({m: r[m] for m in MEASURES}, {_tier_of(r, tier)}))
+                  for r in _sums(run, table, ("ad_id",), {}, filters, lo, hi, top=n)]
+    else:
+        # An ad's rank depends on its sum over both tiers, so every ad's sums are merged here.
+        groups = minutes(run, ("ad_id",), {}, filters, lo, hi, closed_end)
+        ranked = sorted(groups.items(), key=lambda kv: (-kv[1][0]["billable_clicks"], kv[0][0]))[:n]
+    used = set().union(*(t for _, (_, t) in ranked))
     return {"n": n, "last_minutes": last_minutes, "from_ms": lo, "to_ms": hi, "filters": filters.items(),
             "tier": _tier(used),
             "ads": [{"rank": i + 1, "ad_id": ad, **with_rates(m), "tier": _tier(t)}

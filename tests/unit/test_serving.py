@@ -59,6 +59,9 @@ class MemoryPinot:
             agg["version"] = max(agg["version"], r.get("version", 1))
             for m in queries.MEASURES:
                 agg[m] += r.get(m, 0)
+        ranked = re.search(r"ORDER BY billable_clicks DESC, (\w+) LIMIT (\d+) OPTION\(minServerGroupTrimSize=0\)$", sql)
+        if ranked:
+            return sorted(out.values(), key=lambda r: (-r["billable_clicks"], r[ranked[1]]))[:int(ranked[2])]
         return list(out.values())
 
 
@@ -124,6 +127,23 @@ def test_filters_and_top_ads(pinot):
     assert (top["from_ms"], top["to_ms"]) == (T0, T0 + 5 * M)
     assert [(a["ad_id"], a["billable_clicks"]) for a in top["ads"]] == [("ad-1", 16), ("ad-2", 6)]
     assert queries.top_ads(pinot, 1, 1, Filters())["ads"][0]["ad_id"] == "ad-1"   # the newest minute only
+
+
+def test_top_ads_in_one_tier_are_ranked_by_pinot_and_across_tiers_merged_here(pinot):
+    pinot.tables["ad_minute_live"] += [row(T0 + 4 * M, ad=f"ad-{i}", clicks=c) for i, c in ((3, 6), (4, 9), (5, 2))]
+    pinot.sql.clear()
+    newest = queries.top_ads(pinot, 3, 1, Filters())   # only T0+4m: live
+    ranked = [sql for sql, _ in pinot.sql if "ORDER BY" in sql]
+    assert len(ranked) == 1 and " FROM ad_minute_live " in ranked[0] and ranked[0].endswith(
+        "ORDER BY billable_clicks DESC, ad_id LIMIT 3 OPTION(minServerGroupTrimSize=0)")
+    assert [(a["ad_id"], a["billable_clicks"], a["tier"]) for a in newest["ads"]] == [
+        ("ad-4", 9, "live"), ("ad-1", 6, "live"), ("ad-3", 6, "live")]   # ties by ad_id
+    assert newest["tier"] == "live"
+    pinot.sql.clear()
+    both = queries.top_ads(pinot, 2, 5, Filters())     # T0..T0+4m: final and live
+    assert not any("ORDER BY" in sql for sql, _ in pinot.sql)
+    assert [(a["ad_id"], a["billable_clicks"], a["tier"]) for a in both["ads"]] == [
+        ("ad-1", 16, "final+live"), ("ad-4", 9, "live")]
 
 
 def test_summaries_and_late_events(pinot):
