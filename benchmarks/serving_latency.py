@@ -7,8 +7,8 @@
    ad_minute and ad_minute_live (pinot/), on topics of their own.
 3. Produces --rows final minute rows (2,000 ads x 10 countries x 5 devices per minute, newest
    minutes last) and waits until Pinot holds them all, then until the Pinot server is idle
-   (under 10% of a core over 5 s): after a load or a restart it builds segments and collects
-   garbage for minutes. --no-settle measures at once; the wait is reported (settle_seconds).
+   (under 10% of a core over 5 s): after a load or a restart it may still be building or
+   loading segments. --no-settle measures at once; the wait is reported (settle_seconds).
 4. Times each dashboard query --samples times idle, then again while a producer writes new
    minutes to the live table at --ingest-rate rows/s (default 8,000: about what the pipeline
    writes to Pinot at its peak on this machine). The queries are serving.queries' own
@@ -78,8 +78,9 @@ def cpu_seconds(pid: int) -> float:
 
 def settle(pid: int | None, share: float = 0.10, window_s: float = 5.0, cap_s: float = 900.0) -> float:
     """Wait until the Pinot server uses under `share` of a core over `window_s`; the seconds waited.
-    After a load or a restart it builds segments, rebuilds upsert metadata and collects garbage
-    for minutes, and a run measured meanwhile says more about that than about the queries."""
+    After a load or a restart it may still be building segments or rebuilding upsert metadata,
+    and a run measured meanwhile says more about that than about the queries. (The heap a bulk
+    load leaves behind is not seen here: docs/benchmarks.md#serving-latency.)"""
     t0 = time.monotonic()
     while pid:
         before = cpu_seconds(pid)
