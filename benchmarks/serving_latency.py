@@ -307,9 +307,10 @@ def main(argv=None) -> int:
         writer.start()
         time.sleep(5)
         say(f"while ingesting {args.ingest_rate:,} rows/s into {PREFIX}ad_minute_live:")
-        before, t0 = consumed_offset(env, PREFIX + "ad_minute_live"), time.monotonic()
+        before, t0 = consumed_offsets(env, PREFIX + "ad_minute_live"), time.monotonic()
         busy = measure(bench, args.samples, newest)
-        ingested = round((consumed_offset(env, PREFIX + "ad_minute_live") - before) / (time.monotonic() - t0))
+        after = consumed_offsets(env, PREFIX + "ad_minute_live", before)
+        ingested = round(sum(after[p] - before[p] for p in before) / (time.monotonic() - t0))
         say(f"  Pinot consumed {ingested:,} rows/s meanwhile")
         stop.set()
         writer.join(timeout=120)
@@ -366,15 +367,22 @@ def load_tables(env, run, specs, args, start: int, minutes: int, per_minute: int
     return topics, n, ingest_s
 
 
-def consumed_offset(env, table: str) -> int:
-    """The Kafka offsets the table's consuming segments have reached, summed over partitions (a
-    row count would miss upserts of keys it already holds)."""
+def consumed_offsets(env, table: str, partitions=()) -> dict[str, int]:
+    """{partition: the Kafka offset its consuming segment has reached}, listing at least
+    `partitions` (a row count would miss upserts of keys the table already holds)."""
     import requests
 
-    info = requests.get(f"{env.pinot.controller_url.rstrip('/')}/tables/{table}/consumingSegmentsInfo",
-                        timeout=30).json()["_segmentToConsumingInfoMap"]
-    return sum(int(offset) for replicas in info.values() for replica in replicas[:1]
-               for offset in replica["partitionToOffsetMap"].values())
+    for _ in range(30):
+        info = requests.get(f"{env.pinot.controller_url.rstrip('/')}/tables/{table}/consumingSegmentsInfo",
+                            timeout=30).json()["_segmentToConsumingInfoMap"]
+        offsets: dict[str, int] = {}
+        for replicas in info.values():
+            for partition, offset in replicas[0]["partitionToOffsetMap"].items():
+                offsets[partition] = max(offsets.get(partition, 0), int(offset))
+        if offsets and set(partitions) <= set(offsets):
+            return offsets
+        time.sleep(1)  # a partition between two consuming segments (a commit) is not listed
+    raise RuntimeError(f"{table}: no consuming segment for partitions {sorted(set(partitions) - set(offsets))}")
 
 
 def bench_topics(env) -> dict[str, str]:
