@@ -273,6 +273,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=paths.REPO / "reports")
     args = parser.parse_args(argv)
 
+    from serving.queries import finite_int
     from serving.runner import BoundaryCache, PinotRunner
 
     run_id = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + uuid.uuid4().hex[:4]
@@ -301,9 +302,13 @@ def main(argv=None) -> int:
         # The writer is a process of its own: in this one it would hold the GIL the timed calls need.
         forked = multiprocessing.get_context("fork")
         stop = forked.Event()
+        # New minutes after any a previous run wrote: rewriting the same minutes run after run
+        # would pile up versions of every key in them, which the top-ads statement then filters.
+        live_newest = finite_int(loaded(run, f"SELECT MAX(window_start_ms) AS newest FROM {PREFIX}ad_minute_live")["newest"])
+        first = max(newest, live_newest or newest) + 60_000
         writer = forked.Process(target=produce, args=(
             env.kafka.bootstrap_servers, topics[PREFIX + "ad_minute_live"],
-            rows([newest + m * 60_000 for m in range(1, 1000)], 2), args.ingest_rate, stop), daemon=True)
+            rows([first + m * 60_000 for m in range(1000)], 2), args.ingest_rate, stop), daemon=True)
         writer.start()
         time.sleep(5)
         say(f"while ingesting {args.ingest_rate:,} rows/s into {PREFIX}ad_minute_live:")
