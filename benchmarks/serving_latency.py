@@ -273,7 +273,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=paths.REPO / "reports")
     args = parser.parse_args(argv)
 
-    from serving.queries import finite_int
+    from serving import queries
     from serving.runner import BoundaryCache, PinotRunner
 
     run_id = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + uuid.uuid4().hex[:4]
@@ -304,7 +304,7 @@ def main(argv=None) -> int:
         stop = forked.Event()
         # New minutes after any a previous run wrote: rewriting the same minutes run after run
         # would pile up versions of every key in them, which the top-ads statement then filters.
-        live_newest = finite_int(loaded(run, f"SELECT MAX(window_start_ms) AS newest FROM {PREFIX}ad_minute_live")["newest"])
+        live_newest = queries.newest(run, PREFIX + "ad_minute_live")
         first = max(newest, live_newest or newest) + 60_000
         writer = forked.Process(target=produce, args=(
             env.kafka.bootstrap_servers, topics[PREFIX + "ad_minute_live"],

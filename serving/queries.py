@@ -229,7 +229,7 @@ def top_ads(run: Run, n: int, last_minutes: int, filters: Filters) -> dict:
                 "freshness": freshness(run, (MINUTE_FINAL, MINUTE_LIVE))}
     hi = max(ends) + MINUTE_MS
     lo = hi - last_minutes * MINUTE_MS
-    closed_end = None if closed is None else closed + MINUTE_MS
+    closed_end = closed_until(run, MINUTE_FINAL, MINUTE_MS)  # `once`: the statement above, not a new one
     parts = [part for part in _minute_tiers(lo, hi, closed_end) if part[2] < part[3]]
     if len(parts) == 1:
         # One tier holds the whole span: Pinot ranks, and n ads come back instead of every ad.
