@@ -9,8 +9,9 @@
    minutes last) and waits until Pinot holds them all, then until the Pinot server is idle
    (under 10% of a core over 5 s): after a load or a restart it may still be building or
    loading segments. --no-settle measures at once; the wait is reported (settle_seconds).
-4. Times each dashboard query --samples times idle, then again while a producer writes new
-   minutes to the live table at --ingest-rate rows/s (default 8,000: about what the pipeline
+4. Makes each dashboard query --warmup times untimed (JIT warm-up of a server that has just
+   started or loaded), then times each --samples times idle, then again while a producer writes
+   new minutes to the live table at --ingest-rate rows/s (default 8,000: about what the pipeline
    writes to Pinot at its peak on this machine). The queries are serving.queries' own
    functions, i.e. everything the API does but the HTTP framing. Each call makes several Pinot
    queries (tier boundaries, final and live sums, freshness); the figure is the whole call,
@@ -230,6 +231,15 @@ def dashboard_queries(run, newest_minute: int) -> dict:
     }
 
 
+def warm_up(run, calls: int, newest_minute: int) -> None:
+    """Make each dashboard query `calls` times, untimed. A server that has just started or loaded
+    runs its query path interpreted until the JIT has compiled it (after a load, idle p50 17-34 ms
+    against 10-13 ms warmed: docs/benchmarks.md); a serving cluster has long compiled it."""
+    for call in dashboard_queries(run, newest_minute).values():
+        for i in range(calls):
+            call(i)
+
+
 def measure(run, samples: int, newest_minute: int, stats_run=None, seen: list | None = None,
             broker_url: str = "") -> dict:
     """Time each dashboard query `samples` times; with stats_run, also record Pinot's own figures
@@ -237,7 +247,7 @@ def measure(run, samples: int, newest_minute: int, stats_run=None, seen: list | 
     out = {}
     stats_cases = dashboard_queries(stats_run, newest_minute) if stats_run else {}
     for name, call in dashboard_queries(run, newest_minute).items():
-        call(0)  # warm
+        call(0)  # this query's statements are in the BoundaryCache before timing starts
         times = []
         for i in range(samples):
             t0 = time.perf_counter()
@@ -265,6 +275,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ingest-rate", type=int, default=8_000, help="rows/s written while measuring")
     parser.add_argument("--server-heap", default="4g")
     parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=100,
+                        help="untimed calls of each query before the idle timing (JIT warm-up)")
     parser.add_argument("--keep", action="store_true", help="keep the bench tables and topics afterwards")
     parser.add_argument("--reuse", action="store_true",
                         help="measure on the tables a --keep run left, if they hold --rows rows (no loading)")
@@ -297,6 +309,9 @@ def main(argv=None) -> int:
         seen: list = []
         # What the API does: whole-table statements (tier boundaries, freshness) refreshed in the background.
         bench = BoundaryCache(renaming(run, []), ttl_s=1.0, background=True)
+        if args.warmup:
+            say(f"warming up: {args.warmup} untimed calls of each query")
+            warm_up(bench, args.warmup, newest)
         say("idle:")
         idle = measure(bench, args.samples, newest, renaming(run, seen), seen, env.pinot.broker_url)
         # The writer is a process of its own: in this one it would hold the GIL the timed calls need.
@@ -325,19 +340,23 @@ def main(argv=None) -> int:
             drop_tables(env, specs)
             delete_topics(env.kafka.bootstrap_servers, list(topics.values()))
     worst = max(v["p95_ms"] for v in busy.values())
+    worst_idle = max(v["p95_ms"] for v in idle.values())
+    meets = max(worst, worst_idle) <= GOAL_P95_MS  # the goal holds for both phases
     report = {"benchmark": "serving_latency", "run_id": run_id, "machine": host,
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "parameters": {k: v for k, v in vars(args).items() if k != "out"},
               "rows": n, "ingest_seconds": ingest_s and round(ingest_s), "settle_seconds": settled_s, "idle": idle, "while_ingesting": busy,
               "ingested_rows_per_s_while_measuring": ingested,
-              "goal_p95_ms": GOAL_P95_MS, "worst_p95_while_ingesting_ms": worst, "meets_goal": worst <= GOAL_P95_MS}
+              "goal_p95_ms": GOAL_P95_MS, "worst_p95_idle_ms": worst_idle, "worst_p95_while_ingesting_ms": worst,
+              "meets_goal": meets}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serving_latency.json").write_text(json.dumps(report, indent=2) + "\n")
     bars = {f"{name[:18]} ({tag})": (v[name]["p95_ms"], v[name]["p50_ms"])
             for tag, v in (("idle", idle), ("busy", busy)) for name in list(v)[:3:2]}
     (args.out / "serving_latency.svg").write_text(bar_chart(
         bars, f"Dashboard queries over {n:,} rows", "p95 ms (tick: p50)", [f"goal p95 &#8804; {GOAL_P95_MS} ms"]))
-    say(f"worst p95 while ingesting: {worst} ms (goal <= {GOAL_P95_MS}) {'meets goal' if worst <= GOAL_P95_MS else 'ABOVE GOAL'}")
+    say(f"worst p95: idle {worst_idle} ms, while ingesting {worst} ms (goal <= {GOAL_P95_MS} for both): "
+        f"{'meets goal' if meets else 'ABOVE GOAL'}")
     say(f"report: {args.out / 'serving_latency.json'}")
     return 0
 
