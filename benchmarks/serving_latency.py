@@ -10,15 +10,15 @@
    (under 10% of a core over 5 s): after a load or a restart it may still be building or
    loading segments. --no-settle measures at once; the wait is reported (settle_seconds).
 4. Makes each dashboard query --warmup times untimed (JIT warm-up of a server that has just
-   started or loaded), then times each --samples times idle, then again while a producer writes
-   new minutes to the live table at --ingest-rate rows/s (default 8,000: about what the pipeline
+   started or loaded), then times the queries in turns, --samples calls of each, idle, then again
+   while a producer writes new minutes to the live table at --ingest-rate rows/s (default 8,000: about what the pipeline
    writes to Pinot at its peak on this machine). The queries are serving.queries' own
    functions, i.e. everything the API does but the HTTP framing. Each call makes several Pinot
    queries (tier boundaries, final and live sums, freshness); the figure is the whole call,
    with the API's BoundaryCache (whole-table statements refreshed every second in the background).
 
     .venv/bin/python benchmarks/serving_latency.py                 # 10,000,000 rows
-    .venv/bin/python benchmarks/serving_latency.py --rows 1000000 --samples 50
+    .venv/bin/python benchmarks/serving_latency.py --rows 1000000 --samples 100
     .venv/bin/python benchmarks/serving_latency.py --keep ; ... --reuse   # load once, measure again
 
 Prints a table; writes reports/serving_latency.json and .svg; drops its tables and topics unless
@@ -241,19 +241,28 @@ def warm_up(run, calls: int, newest_minute: int) -> None:
 
 
 def measure(run, samples: int, newest_minute: int, stats_run=None, seen: list | None = None,
-            broker_url: str = "") -> dict:
-    """Time each dashboard query `samples` times; with stats_run, also record Pinot's own figures
-    for every statement one call makes (through stats_run, which records into `seen`)."""
+            broker_url: str = "", interleaved: bool = False) -> dict:
+    """Time each dashboard query `samples` times: one query after the other, or with `interleaved`
+    in turns (query 1, 2, ... 5, 1, 2, ...), so that every query's samples span the whole phase
+    and a background burst (a segment commit) slows a share of each query's samples instead of
+    all of one query's. With stats_run, also record Pinot's own figures for every statement one
+    call makes (through stats_run, which records into `seen`)."""
+    cases = dashboard_queries(run, newest_minute)
+    for call in cases.values():
+        call(0)  # each query's statements are in the BoundaryCache before timing starts
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    order = ([(name, i) for i in range(samples) for name in cases] if interleaved
+             else [(name, i) for name in cases for i in range(samples)])
+    started = time.monotonic()
+    for name, i in order:
+        t0 = time.perf_counter()
+        cases[name](i)
+        times[name].append((time.perf_counter() - t0) * 1000)
+    say(f"  ({len(order):,} calls in {time.monotonic() - started:.0f} s{', in turns' if interleaved else ''})")
     out = {}
     stats_cases = dashboard_queries(stats_run, newest_minute) if stats_run else {}
-    for name, call in dashboard_queries(run, newest_minute).items():
-        call(0)  # this query's statements are in the BoundaryCache before timing starts
-        times = []
-        for i in range(samples):
-            t0 = time.perf_counter()
-            call(i)
-            times.append((time.perf_counter() - t0) * 1000)
-        out[name] = percentiles(times)
+    for name in cases:
+        out[name] = percentiles(times[name])
         if stats_run:
             seen.clear()
             stats_cases[name](samples)
@@ -268,7 +277,9 @@ def measure(run, samples: int, newest_minute: int, stats_run=None, seen: list | 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--samples", type=int, default=200)
+    # In turns, 800 calls of each query take about a minute while ingesting: a whole cycle of the
+    # live table's segment commits at 8,000 rows/s, so the figures include one.
+    parser.add_argument("--samples", type=int, default=800, help="timed calls of each query per phase")
     # What the pipeline writes to Pinot at its peak on this machine: ~3,600 events/s (the full
     # streaming job, reports/pipeline_throughput.json), each a live and an events_enriched row,
     # plus the final rows. docs/benchmarks.md also reports 4,000 and 20,000.
@@ -277,6 +288,9 @@ def main(argv=None) -> int:
     parser.add_argument("--partitions", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=100,
                         help="untimed calls of each query before the idle timing (JIT warm-up)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="time one query after the other instead of in turns (each query's samples then "
+                             "span a few seconds, and one background burst can take all of one query's)")
     parser.add_argument("--keep", action="store_true", help="keep the bench tables and topics afterwards")
     parser.add_argument("--reuse", action="store_true",
                         help="measure on the tables a --keep run left, if they hold --rows rows (no loading)")
@@ -313,7 +327,8 @@ def main(argv=None) -> int:
             say(f"warming up: {args.warmup} untimed calls of each query")
             warm_up(bench, args.warmup, newest)
         say("idle:")
-        idle = measure(bench, args.samples, newest, renaming(run, seen), seen, env.pinot.broker_url)
+        idle = measure(bench, args.samples, newest, renaming(run, seen), seen, env.pinot.broker_url,
+                       interleaved=not args.sequential)
         # The writer is a process of its own: in this one it would hold the GIL the timed calls need.
         forked = multiprocessing.get_context("fork")
         stop = forked.Event()
@@ -328,7 +343,7 @@ def main(argv=None) -> int:
         time.sleep(5)
         say(f"while ingesting {args.ingest_rate:,} rows/s into {PREFIX}ad_minute_live:")
         before, t0 = consumed_offsets(env, PREFIX + "ad_minute_live"), time.monotonic()
-        busy = measure(bench, args.samples, newest)
+        busy = measure(bench, args.samples, newest, interleaved=not args.sequential)
         after = consumed_offsets(env, PREFIX + "ad_minute_live", before)
         ingested = round(sum(after[p] - before[p] for p in before) / (time.monotonic() - t0))
         say(f"  Pinot consumed {ingested:,} rows/s meanwhile")
