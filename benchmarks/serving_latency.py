@@ -11,18 +11,19 @@
    loading segments. --no-settle measures at once; the wait is reported (settle_seconds).
 4. Makes each dashboard query --warmup times untimed (JIT warm-up of a server that has just
    started or loaded), then times the queries in turns, --samples calls of each, idle, then again
-   while a producer writes new minutes to the live table at --ingest-rate rows/s (default 8,000: about what the pipeline
-   writes to Pinot at its peak on this machine). The queries are serving.queries' own
-   functions, i.e. everything the API does but the HTTP framing. Each call makes several Pinot
-   queries (tier boundaries, final and live sums, freshness); the figure is the whole call,
-   with the API's BoundaryCache (whole-table statements refreshed every second in the background).
+   while a producer writes new minutes to the live table at --ingest-rate rows/s (default 8,000:
+   about what the pipeline writes to Pinot at its peak on this machine). The queries are
+   serving.queries' own functions, i.e. everything the API does but the HTTP framing. Each call
+   makes several Pinot queries (tier boundaries, final and live sums, freshness); the figure is
+   the whole call, with the API's BoundaryCache (whole-table statements refreshed every second
+   in the background).
 
     .venv/bin/python benchmarks/serving_latency.py                 # 10,000,000 rows
     .venv/bin/python benchmarks/serving_latency.py --rows 1000000 --samples 100
     .venv/bin/python benchmarks/serving_latency.py --keep ; ... --reuse   # load once, measure again
 
 Prints a table; writes reports/serving_latency.json and .svg; drops its tables and topics unless
---keep. Holds the stack lock (~15 min).
+--keep. Holds the stack lock (~10 min).
 """
 
 from __future__ import annotations
