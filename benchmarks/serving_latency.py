@@ -355,15 +355,15 @@ def main(argv=None) -> int:
         if not args.keep:
             drop_tables(env, specs)
             delete_topics(env.kafka.bootstrap_servers, list(topics.values()))
-    worst = max(v["p95_ms"] for v in busy.values())
+    worst_busy = max(v["p95_ms"] for v in busy.values())
     worst_idle = max(v["p95_ms"] for v in idle.values())
-    meets = max(worst, worst_idle) <= GOAL_P95_MS  # the goal holds for both phases
+    meets = max(worst_busy, worst_idle) <= GOAL_P95_MS  # the goal holds for both phases
     report = {"benchmark": "serving_latency", "run_id": run_id, "machine": host,
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "parameters": {k: v for k, v in vars(args).items() if k != "out"},
               "rows": n, "ingest_seconds": ingest_s and round(ingest_s), "settle_seconds": settled_s, "idle": idle, "while_ingesting": busy,
               "ingested_rows_per_s_while_measuring": ingested,
-              "goal_p95_ms": GOAL_P95_MS, "worst_p95_idle_ms": worst_idle, "worst_p95_while_ingesting_ms": worst,
+              "goal_p95_ms": GOAL_P95_MS, "worst_p95_idle_ms": worst_idle, "worst_p95_while_ingesting_ms": worst_busy,
               "meets_goal": meets}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serving_latency.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -371,7 +371,7 @@ def main(argv=None) -> int:
             for tag, v in (("idle", idle), ("busy", busy)) for name in list(v)[:3:2]}
     (args.out / "serving_latency.svg").write_text(bar_chart(
         bars, f"Dashboard queries over {n:,} rows", "p95 ms (tick: p50)", [f"goal p95 &#8804; {GOAL_P95_MS} ms"]))
-    say(f"worst p95: idle {worst_idle} ms, while ingesting {worst} ms (goal <= {GOAL_P95_MS} for both): "
+    say(f"worst p95: idle {worst_idle} ms, while ingesting {worst_busy} ms (goal <= {GOAL_P95_MS} for both): "
         f"{'meets goal' if meets else 'ABOVE GOAL'}")
     say(f"report: {args.out / 'serving_latency.json'}")
     return 0
