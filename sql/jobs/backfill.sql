@@ -13,7 +13,7 @@ SET 'python.execution-mode' = '{{ env.flink.python_execution_mode }}';
 SET 'taskmanager.memory.managed.size' = '{{ env.archive.backfill_managed_memory }}';
 -- Every exchange pipelined, so the stages run at once on the machine's cores (the sorts take rows
 -- while the Python UDF still produces them) instead of one after the other through blocking
--- shuffle files: 39.5-42.4 s against 45.8-48.8 s for a day of 859,258 rows (docs/benchmarks.md).
+-- shuffle files: 37.7-42.4 s against 45.8-48.8 s for a day of 859,258 rows (docs/benchmarks.md).
 -- Pipelined exchanges need the default scheduler: the adaptive batch scheduler starts a stage only
 -- once the stages it reads have finished, and the job hangs after the first buffers.
 SET 'execution.batch-shuffle-mode' = 'ALL_EXCHANGES_PIPELINED';

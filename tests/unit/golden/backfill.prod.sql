@@ -13,7 +13,7 @@ SET 'python.execution-mode' = 'thread';
 SET 'taskmanager.memory.managed.size' = '1536m';
 -- Every exchange pipelined, so the stages run at once on the machine's cores (the sorts take rows
 -- while the Python UDF still produces them) instead of one after the other through blocking
--- shuffle files: 39.5-42.4 s against 45.8-48.8 s for a day of 859,258 rows (docs/benchmarks.md).
+-- shuffle files: 37.7-42.4 s against 45.8-48.8 s for a day of 859,258 rows (docs/benchmarks.md).
 -- Pipelined exchanges need the default scheduler: the adaptive batch scheduler starts a stage only
 -- once the stages it reads have finished, and the job hangs after the first buffers.
 SET 'execution.batch-shuffle-mode' = 'ALL_EXCHANGES_PIPELINED';
@@ -212,7 +212,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.93f916258c07' AS pipeline_version,
+  '0.1.0+sql.8b7769362596' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
