@@ -128,7 +128,9 @@ def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s
                              to_ms=to_ms, output_uri=output.resolve().as_uri()))
     port = _free_port()
     cmd = [sys.executable, "-m", "pyflink_jobs.streaming_job", "--sql-file", str(script),
-           "--conf", f"rest.port={port}", "--conf", "rest.address=127.0.0.1", "--conf", "rest.bind-address=127.0.0.1"]
+           "--conf", f"rest.port={port}", "--conf", "rest.address=127.0.0.1", "--conf", "rest.bind-address=127.0.0.1",
+           # One JVM: its shuffles never leave the machine, so compressing them only costs CPU.
+           "--conf", "taskmanager.network.batch-shuffle.compression.enabled=false"]
     for jar in connector_jars():
         cmd += ["--jar", jar]
     log = paths.logs() / "backfill.log"

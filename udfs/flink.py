@@ -1,4 +1,5 @@
-"""PyFlink wrappers of the enrichment functions: one scalar UDF per SQL function, STRING results.
+"""PyFlink wrappers of the enrichment functions: one scalar UDF per SQL function, STRING results
+(enrich_event's is the six values packed: udfs.enrichment.pack).
 
 Register them from SQL (the module must be importable by the client and by the TaskManagers):
 
@@ -21,7 +22,6 @@ loaded once per process and path. Works in thread and process mode (docs/enrichm
 
 from __future__ import annotations
 
-from pyflink.common import Row
 from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
@@ -104,7 +104,7 @@ class InvalidTrafficReason(ScalarFunction):
 
 
 class EnrichEvent(ScalarFunction):
-    """ROW(device_type, os, browser, country, vertical, invalid_reason): all six in one call."""
+    """device_type, os, browser, country, vertical, invalid_reason in one call, packed in one STRING."""
 
     def __init__(self):
         self._tables: tuple = (None, None, None)
@@ -114,8 +114,8 @@ class EnrichEvent(ScalarFunction):
                         invalid_traffic.BLOCKLIST.get(_job_parameter(function_context, IP_BLOCKLIST)),
                         dimensions.TABLE.get(_job_parameter(function_context, CAMPAIGN_TABLE)))
 
-    def eval(self, ua: str | None, ip: str | None, campaign_id: str | None) -> Row:
-        return Row(*enrichment.enrich(ua, ip, campaign_id, *self._tables))
+    def eval(self, ua: str | None, ip: str | None, campaign_id: str | None) -> str:
+        return enrichment.pack(enrichment.enrich(ua, ip, campaign_id, *self._tables))
 
 
 def _wrap(function: ScalarFunction, name: str):
@@ -128,5 +128,4 @@ ua_browser = _wrap(UaBrowser(), "ua_browser")
 ip_country = _wrap(IpCountry(), "ip_country")
 campaign_vertical = _wrap(CampaignVertical(), "campaign_vertical")
 invalid_traffic_reason = _wrap(InvalidTrafficReason(), "invalid_traffic_reason")
-enrich_event = udf(EnrichEvent(), deterministic=True, name="enrich_event", result_type=DataTypes.ROW(
-    [DataTypes.FIELD(name, DataTypes.STRING()) for name in enrichment.FIELDS]))
+enrich_event = _wrap(EnrichEvent(), "enrich_event")

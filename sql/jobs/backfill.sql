@@ -11,6 +11,11 @@ SET 'parallelism.default' = '{{ env.flink.parallelism }}';
 SET 'table.local-time-zone' = 'UTC';
 SET 'python.execution-mode' = '{{ env.flink.python_execution_mode }}';
 SET 'taskmanager.memory.managed.size' = '{{ env.archive.backfill_managed_memory }}';
+{% if env.flink.python_execution_mode == 'thread' %}
+-- Thread-mode UDFs run inside the JVM and take no managed memory: leave all of it to the sorts, so
+-- that a day sorts without spilling to disk.
+SET 'python.fn-execution.memory.managed' = 'false';
+{% endif %}
 -- Every exchange pipelined, so the stages run at once on the machine's cores (the sorts take rows
 -- while the Python UDF still produces them) instead of one after the other through blocking
 -- shuffle files: 37.7-42.4 s against 45.8-48.8 s for a day of 859,258 rows (docs/benchmarks.md).

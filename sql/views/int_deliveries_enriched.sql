@@ -1,5 +1,7 @@
--- int_deliveries_enriched: on-time deliveries with their enrichment: ROW(device_type, os,
--- browser, country, vertical, invalid_reason) from the Python UDF enrich_event (sql/functions/).
+-- int_deliveries_enriched: on-time deliveries with their enrichment: device_type, os, browser,
+-- country, vertical and invalid_reason from the Python UDF enrich_event (sql/functions/), packed
+-- in one STRING that int_events_enriched unpacks after the dedup. Unpacking here would not do: the
+-- planner copies the call into each of the six expressions that read it.
 -- Grain: one event delivery (duplicates still present). Input: stg_events_on_time.
 -- Enriching before the exact dedup gives every later view one shared UDF call: in batch mode the
 -- planner would otherwise call the UDF once for the raw and once for the billable branch of
@@ -13,7 +15,6 @@ SELECT
   enrich_event(user_agent, ip, campaign_id) AS enrichment
 {%- else %}
   -- Rendered without Python UDFs (benchmark baseline only): constant enrichment, nothing flagged.
-  CAST(ROW('other', 'Other', 'Other', 'ZZ', 'unknown', CAST(NULL AS STRING))
-    AS ROW<device_type STRING, os STRING, browser STRING, country STRING, vertical STRING, invalid_reason STRING>) AS enrichment
+  CONCAT_WS(CHR(31), 'other', 'Other', 'Other', 'ZZ', 'unknown', '') AS enrichment
 {%- endif %}
 FROM stg_events_on_time;

@@ -58,7 +58,17 @@ def test_streaming_job_logic():
 
 def test_without_python_udfs_renders_constant_enrichment():
     sql = render("local", python_udfs=False)
-    assert "enrich_event(" not in sql and "CAST(ROW('other'" in sql
+    assert "enrich_event(" not in sql and "CONCAT_WS(CHR(31), 'other'" in sql
+
+
+def test_enrichment_fields_are_unpacked_in_the_order_the_udf_packs_them():
+    from udfs.enrichment import FIELDS
+
+    sql = render("local")
+    for index, name in enumerate(FIELDS):
+        read = f"SPLIT_INDEX(enrichment, CHR(31), {index})"
+        expected = f"NULLIF({read}, '')" if name == "invalid_reason" else read
+        assert f"  {expected} AS {name}," in sql, name
 
 
 def _duration_s(text: str) -> int:
@@ -197,3 +207,10 @@ def test_backfill_runs_the_streaming_jobs_own_sql_files():
                                                 "PROCTIME() AS proc_time") == online["int_events_enriched"]
     # In batch there is no watermark: the archive's staging view replaces the late split.
     assert "CURRENT_WATERMARK" not in batch["stg_events_on_time"] and "CURRENT_WATERMARK" in online["stg_events_on_time"]
+
+
+def test_every_window_is_whole_minutes():
+    # macros/columns.sql epoch_ms() counts whole minutes: exact only for minute-aligned bounds.
+    for path in sorted((SQL_DIR / "views").rglob("*.sql")):
+        for unit in re.findall(r"INTERVAL '\d+' (\w+)", path.read_text()):
+            assert unit in ("MINUTE", "HOUR", "DAY"), f"{path.name}: a window in {unit}s"
