@@ -23,6 +23,10 @@ SET 'python.fn-execution.memory.managed' = 'false';
 -- once the stages it reads have finished, and the job hangs after the first buffers.
 SET 'execution.batch-shuffle-mode' = 'ALL_EXCHANGES_PIPELINED';
 SET 'jobmanager.scheduler' = 'default';
+-- Optimize shared views once, as the streaming job does: int_events_enriched (read by the raw and
+-- the billable branch) is then computed once per event, not once per branch: 21.8 s against
+-- 23.2-23.7 s for a day (docs/benchmarks.md).
+SET 'table.optimizer.reuse-optimize-block-with-digest-enabled' = 'true';
 
 {% for function in functions %}
 {% include "functions/" ~ function ~ ".sql" %}

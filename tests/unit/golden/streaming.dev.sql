@@ -308,7 +308,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.9149ac0863c5' AS pipeline_version,
+  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -369,7 +369,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.9149ac0863c5' AS pipeline_version,
+  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -428,7 +428,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.9149ac0863c5' AS pipeline_version,
+  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -494,7 +494,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.9149ac0863c5' AS pipeline_version,
+  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -555,7 +555,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.9149ac0863c5' AS pipeline_version,
+  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -660,7 +660,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.9149ac0863c5' AS pipeline_version,
+  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -715,7 +715,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.9149ac0863c5' AS pipeline_version,
+  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
