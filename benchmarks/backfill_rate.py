@@ -9,17 +9,21 @@
    compared with is counted: the full job's best events/s in reports/pipeline_throughput.json
    (benchmarks/pipeline_throughput.py, same machine). The rate over the whole command's wall time
    (JVM start and planning included) is reported beside it.
+4. Like the streaming benchmark, it runs the job --runs times (default 3) and keeps the best and
+   the median: the ratio is best to best, and median to median beside it.
 
-    .venv/bin/python benchmarks/backfill_rate.py                  # 1,000,000 events over a day
-    .venv/bin/python benchmarks/backfill_rate.py --events 200000
+    .venv/bin/python benchmarks/backfill_rate.py                  # 1,000,000 events over a day, 3 runs
+    .venv/bin/python benchmarks/backfill_rate.py --events 200000 --runs 1
 
-Needs no running stack (no Kafka, no Pinot). Prints the figures; writes reports/backfill_rate.json.
+Needs no running stack (no Kafka, no Pinot). Prints the figures; writes reports/backfill_rate.json
+and reports/backfill_rate.svg. About 5 minutes with the defaults on the 2-core machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -29,23 +33,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
 
 from adagg import paths  # noqa: E402
 from adagg.env import load, override  # noqa: E402
-from benchmarks.common import machine, say  # noqa: E402
+from benchmarks.common import bar_chart, machine, say  # noqa: E402
 
 GOAL_RATIO = 5.0
 DAY_MS = 86_400_000
 DAY = 1_795_824_000_000  # 2026-11-28T00:00Z
 
 
-def streaming_rate(report: Path) -> float | None:
+def streaming_rates(report: Path) -> tuple[float, float] | tuple[None, None]:
+    """(best, median) events/s of the full streaming job, from benchmarks/pipeline_throughput.py."""
     if not report.exists():
-        return None
-    return json.loads(report.read_text())["summary"]["full"]["best_events_per_s"]
+        return None, None
+    full = json.loads(report.read_text())["summary"]["full"]
+    return full["best_events_per_s"], full["median_events_per_s"]
+
+
+def numbers(done) -> dict:
+    """A run's windows and their measures (computed_at_ms aside, which differs by design)."""
+    from serving.queries import MEASURES
+
+    return {key: tuple(row[m] for m in MEASURES) for key, row in done.windows.items()}
+
+
+def ratio_of(rate: float | None, stream: float | None) -> float | None:
+    return round(rate / stream, 2) if rate and stream else None
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="backfill runs over the one archive (best and median)")
     parser.add_argument("--out", type=Path, default=paths.REPO / "reports")
     args = parser.parse_args(argv)
 
@@ -70,27 +88,49 @@ def main(argv=None) -> int:
         seal_all(root, say=lambda _: None)
         day_rows = sum(n for name, n in counts.items() if name.startswith("dt=2026-11-28"))
         say(f"  {len(counts)} hour partitions sealed ({day_rows:,} rows on 2026-11-28)")
-        done = backfill.run(env, DAY, DAY + DAY_MS, Path(tmp) / "out", say=say)
-        windows = len(done.windows)
-    stream = streaming_rate(paths.REPO / "reports" / "pipeline_throughput.json")
-    ratio = round(done.job_rate / stream, 2) if stream and done.job_rate else None
-    ratio_wall = round(done.rate / stream, 2) if stream else None
+        runs = []
+        for run in range(1, args.runs + 1):
+            say(f"run {run}/{args.runs}:")
+            runs.append(backfill.run(env, DAY, DAY + DAY_MS, Path(tmp) / "out", say=say))
+        if any(numbers(r) != numbers(runs[0]) for r in runs[1:]):
+            raise SystemExit("the runs recomputed different numbers")
+        windows = len(runs[0].windows)
+    timed = [r for r in runs if r.job_rate]
+    done = max(timed, key=lambda r: r.job_rate) if timed else runs[0]
+    median_rate = statistics.median(r.job_rate for r in timed) if timed else None
+    stream, stream_median = streaming_rates(paths.REPO / "reports" / "pipeline_throughput.json")
+    ratio = ratio_of(done.job_rate, stream)
+    ratio_median = ratio_of(median_rate, stream_median)
+    ratio_wall = ratio_of(done.rate, stream)
     report = {"benchmark": "backfill_rate", "machine": machine(),
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "parameters": {"events": args.events, "seed": args.seed, "parallelism": env.flink.parallelism,
                              "python_execution_mode": env.flink.python_execution_mode},
               "archived_rows": done.rows_read, "partitions": len(done.manifests), "minute_windows": windows,
+              "runs": [{"job_seconds": r.job_seconds, "wall_seconds": round(r.seconds, 1)} for r in runs],
               "job_seconds": done.job_seconds, "rows_per_s": done.job_rate and round(done.job_rate),
+              "median_rows_per_s": median_rate and round(median_rate),
               "wall_seconds": round(done.seconds, 1), "rows_per_s_wall": round(done.rate),
-              "streaming_events_per_s": stream, "ratio": ratio, "ratio_wall": ratio_wall, "goal_ratio": GOAL_RATIO,
+              "streaming_events_per_s": stream, "streaming_median_events_per_s": stream_median,
+              "ratio": ratio, "ratio_median": ratio_median, "ratio_wall": ratio_wall, "goal_ratio": GOAL_RATIO,
               "meets_goal": ratio is not None and ratio >= GOAL_RATIO}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "backfill_rate.json").write_text(json.dumps(report, indent=2) + "\n")
-    say(f"backfill: {done.rows_read:,} rows of a day; job {done.job_seconds} s = {done.job_rate or 0:,.0f} rows/s "
-        f"(wall {done.seconds:.1f} s = {done.rate:,.0f} rows/s); streaming job: {stream or 'not measured'} events/s; "
-        f"ratio {ratio} (wall {ratio_wall}; goal >= {GOAL_RATIO})")
-    say(f"report: {args.out / 'backfill_rate.json'}")
+    (args.out / "backfill_rate.svg").write_text(svg_chart(report))
+    say(f"backfill: {done.rows_read:,} rows of a day; best of {len(runs)} runs: job {done.job_seconds} s = "
+        f"{done.job_rate or 0:,.0f} rows/s (median {median_rate or 0:,.0f}; wall {done.seconds:.1f} s = "
+        f"{done.rate:,.0f} rows/s); streaming job: {stream or 'not measured'} events/s (median {stream_median}); "
+        f"ratio {ratio} (median to median {ratio_median}, wall {ratio_wall}; goal >= {GOAL_RATIO})")
+    say(f"report: {args.out / 'backfill_rate.json'}\nplot:   {args.out / 'backfill_rate.svg'}")
     return 0
+
+
+def svg_chart(report: dict) -> str:
+    bars = {"streaming job": (report["streaming_events_per_s"] or 0, report["streaming_median_events_per_s"]),
+            "backfill": (report["rows_per_s"] or 0, report["median_rows_per_s"])}
+    notes = [f"ratio {report['ratio']} (goal &#8805; {GOAL_RATIO})", "bar = best run, dashed = median"]
+    return bar_chart(bars, f"Backfill of a day vs the streaming job ({report['archived_rows']:,} rows)",
+                     "rows/s (net runtime)", notes, colours={"streaming job": "#1f77b4", "backfill": "#2ca02c"})
 
 
 if __name__ == "__main__":
