@@ -85,6 +85,7 @@ def main(argv=None) -> int:
         sends = [s for phase in traffic.phases for s in phase]
         say(f"  {len(sends):,} deliveries in {time.monotonic() - t0:.0f} s; loading the archive ...")
         counts = loader.load(root, sends, partitions=env.topics.raw.partitions)
+        del traffic, sends  # the generated deliveries (gigabytes of objects) are on disk now
         seal_all(root, say=lambda _: None)
         day_rows = sum(n for name, n in counts.items() if name.startswith("dt=2026-11-28"))
         say(f"  {len(counts)} hour partitions sealed ({day_rows:,} rows on 2026-11-28)")
