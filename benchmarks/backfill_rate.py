@@ -93,7 +93,8 @@ def main(argv=None) -> int:
         for run in range(1, args.runs + 1):
             say(f"run {run}/{args.runs}:")
             runs.append(backfill.run(env, DAY, DAY + DAY_MS, Path(tmp) / "out", say=say))
-        if any(numbers(r) != numbers(runs[0]) for r in runs[1:]):
+        first = numbers(runs[0])
+        if any(numbers(r) != first for r in runs[1:]):
             raise SystemExit("the runs recomputed different numbers")
         windows = len(runs[0].windows)
     timed = [r for r in runs if r.job_rate]
