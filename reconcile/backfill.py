@@ -141,7 +141,9 @@ def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s
         # stopped together if this command is interrupted (Ctrl-C, SIGTERM) before the job ends.
         job = subprocess.Popen(cmd, cwd=paths.REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                env={**os.environ, "FLINK_LOG_DIR": str(paths.logs()),
-                                    "PYTHONPATH": paths.flink_python_path()})
+                                    "PYTHONPATH": paths.flink_python_path(),
+                                    # PyFlink starts the mini-cluster JVM with these options.
+                                    "JVM_ARGS": env.archive.backfill_jvm_options})
         try:
             last = 0
             while job.poll() is None:

@@ -1,5 +1,5 @@
 """PyFlink wrappers of the enrichment functions: one scalar UDF per SQL function, STRING results
-(enrich_event's is the six values packed: udfs.enrichment.pack).
+(enrich_event's is the six values packed: udfs.enrichment.pack; its one argument is packed too).
 
 Register them from SQL (the module must be importable by the client and by the TaskManagers):
 
@@ -104,18 +104,21 @@ class InvalidTrafficReason(ScalarFunction):
 
 
 class EnrichEvent(ScalarFunction):
-    """device_type, os, browser, country, vertical, invalid_reason in one call, packed in one STRING."""
+    """device_type, os, browser, country, vertical, invalid_reason in one call, packed in one STRING,
+    from one STRING: ip, campaign_id and user_agent as macros/columns.sql enrichment_input() joins
+    them (udfs.enrichment.unpack_input)."""
 
     def __init__(self):
-        self._tables: tuple = (None, None, None)
+        self._enricher: enrichment.Enricher | None = None
 
     def open(self, function_context: FunctionContext | None) -> None:
-        self._tables = (geo.TABLE.get(_job_parameter(function_context, IP_COUNTRY_TABLE)),
-                        invalid_traffic.BLOCKLIST.get(_job_parameter(function_context, IP_BLOCKLIST)),
-                        dimensions.TABLE.get(_job_parameter(function_context, CAMPAIGN_TABLE)))
+        self._enricher = enrichment.Enricher(
+            geo.TABLE.get(_job_parameter(function_context, IP_COUNTRY_TABLE)),
+            invalid_traffic.BLOCKLIST.get(_job_parameter(function_context, IP_BLOCKLIST)),
+            dimensions.TABLE.get(_job_parameter(function_context, CAMPAIGN_TABLE)))
 
-    def eval(self, ua: str | None, ip: str | None, campaign_id: str | None) -> str:
-        return enrichment.pack(enrichment.enrich(ua, ip, campaign_id, *self._tables))
+    def eval(self, event: str | None) -> str:
+        return self._enricher.packed(*enrichment.unpack_input(event))
 
 
 def _wrap(function: ScalarFunction, name: str):

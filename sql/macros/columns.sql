@@ -18,6 +18,18 @@
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros
 {%- endmacro -%}
 
+{#- enrich_event's one argument: ip, campaign_id and user_agent, CHR(31) between, NULL as ''
+    (udfs.enrichment.pack_input does the same in Python; unpack_input reads it). One STRING
+    crosses into Python about 1.3 µs per row cheaper than three (docs/enrichment.md). An ip or
+    campaign_id holding CHR(31) goes as '', which means the same to the UDF: no IP holds it and no
+    campaign table id may; the agent goes last, so it may hold anything. -#}
+{%- macro enrichment_input(ip, campaign_id, user_agent) -%}
+CONCAT_WS(CHR(31),
+    IF(POSITION(CHR(31) IN {{ ip }}) > 0, '', COALESCE({{ ip }}, '')),
+    IF(POSITION(CHR(31) IN {{ campaign_id }}) > 0, '', COALESCE({{ campaign_id }}, '')),
+    COALESCE({{ user_agent }}, ''))
+{%- endmacro -%}
+
 {#- One value of enrich_event's packed STRING result, by name: the six values in the order of
     udfs/enrichment.py FIELDS, CHR(31) between (udfs.enrichment.pack); a valid event's reason is
     '' there and NULL here. tests/unit/test_sql.py holds the two orders equal. -#}

@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import jinja2
 import pytest
 import yaml
 from kafka import KafkaProducer
@@ -21,6 +22,7 @@ from pyflink.table.types import RowType
 from adagg.contract import billing_key, validate
 from adagg.env import Namespace
 from adagg.kafka_io import ensure_topics
+from adagg.paths import SQL_DIR
 from adagg.setup import connector_jars
 from adagg.sql import render
 from adagg.traffic_catalog import USER_AGENTS
@@ -123,3 +125,26 @@ def test_view_matches_fixture(t_env, view):
         tier = "live" if view.endswith("_live") else "final"
         assert {(r["tier"], r["version"]) for r in actual} == {(tier, 0 if tier == "live" else 1)}
         assert all(r["pipeline_version"] and r["computed_at_ms"] > T0 for r in actual)
+
+
+def test_enrich_event_in_sql_equals_the_python_reference(t_env):
+    """The SQL side of enrich_event's packed argument (macros/columns.sql enrichment_input) against
+    udfs.enrichment.pack_input: odd inputs (NULL, '', the separator in every field) through the
+    real UDF give exactly pack(enrich(...))."""
+    from udfs import enrichment
+    from tests.unit.test_udfs import ODD_INPUTS
+
+    template = '{% from "macros/columns.sql" import enrichment_input %}' \
+               '{{ enrichment_input("ip", "campaign_id", "user_agent") }}'
+    argument = jinja2.Environment(loader=jinja2.FileSystemLoader(str(SQL_DIR))).from_string(template).render()
+
+    def literal(value):
+        return "CAST(NULL AS STRING)" if value is None else "'" + value.replace("'", "''") + "'"
+
+    rows = ", ".join(f"({i}, {literal(ua)}, {literal(ip)}, {literal(c)})" for i, (ua, ip, c) in enumerate(ODD_INPUTS))
+    result = t_env.execute_sql(f"SELECT k, enrich_event({argument}) FROM (VALUES {rows}) "
+                               "AS t(k, user_agent, ip, campaign_id)")
+    with result.collect() as collected:
+        got = {row[0]: row[1] for row in collected}
+    expected = {i: enrichment.pack(enrichment.enrich(*values)) for i, values in enumerate(ODD_INPUTS)}
+    assert got == expected

@@ -394,16 +394,74 @@ def test_enrich_event_equals_the_six_functions_and_the_catalog() -> None:
     flink, pyflink_udf = flink_modules()
     function = flink.enrich_event._func
     function.open(pyflink_udf.FunctionContext(None, {}))
+
+    def enrich_event(ua, ip, campaign_id):
+        return enrichment.unpack(function.eval(enrichment.pack_input(ua, ip, campaign_id)))
+
     for agent in cat.USER_AGENTS:
         for country, network in cat.COUNTRY_NETWORKS.items():
             ip = str(ipaddress.ip_network(network)[7])
-            packed = function.eval(agent.user_agent, ip, "camp-0002")
-            assert tuple(enrichment.unpack(packed)) == (agent.device_type, agent.os, agent.browser, country,
-                                                       "travel", cat.REASON_BOT if agent.is_bot else None)
+            assert tuple(enrich_event(agent.user_agent, ip, "camp-0002")) == (
+                agent.device_type, agent.os, agent.browser, country, "travel",
+                cat.REASON_BOT if agent.is_bot else None)
     blocked = str(ipaddress.ip_network(cat.BLOCKED_NETWORKS[0])[3])
-    assert tuple(enrichment.unpack(function.eval(cat.USER_AGENTS[0].user_agent, blocked, None))) == (
+    assert tuple(enrich_event(cat.USER_AGENTS[0].user_agent, blocked, None)) == (
         "desktop", "Windows", "Chrome", "ZZ", "unknown", cat.REASON_BLOCKED_IP)
     assert tuple(enrichment.enrich(None, None, None)) == ("other", "Other", "Other", "ZZ", "unknown", cat.REASON_BOT)
+
+
+SEP = enrichment.SEPARATOR
+# Inputs where a shortcut could go wrong: NULL against '', the separator in every field, IPv6,
+# blocked and unparsable addresses, bots, unknown campaigns.
+ODD_INPUTS = [
+    (None, None, None), ("", "", ""), ("   ", "10.0.0.1", "camp-0002"),
+    (cat.USER_AGENTS[0].user_agent, None, "camp-0002"),
+    (cat.USER_AGENTS[0].user_agent, "", ""),
+    (f"Mozilla/5.0 {SEP} (Windows NT 10.0) Chrome/120.0", "23.32.1.1", "camp-0002"),
+    (f"{SEP}{SEP}", "23.32.1.1", f"camp{SEP}0002"),
+    (cat.USER_AGENTS[1].user_agent, f"23.32.1.1{SEP}", "camp-0002"),
+    (cat.USER_AGENTS[1].user_agent, SEP, SEP),
+    (cat.USER_AGENTS[2].user_agent, "2001:db8::1", "camp-9999"),
+    (cat.USER_AGENTS[2].user_agent, "not an ip", "camp-0001"),
+    (cat.USER_AGENTS[3].user_agent, str(ipaddress.ip_network(cat.BLOCKED_NETWORKS[0])[3]), "camp-0003"),
+    *[(agent.user_agent, str(ipaddress.ip_network(network)[9]), f"camp-{i:04d}")
+      for i, (agent, network) in enumerate(zip(cat.USER_AGENTS, list(cat.COUNTRY_NETWORKS.values()) * 9))],
+]
+
+
+@pytest.mark.parametrize("ua,ip,campaign_id", ODD_INPUTS)
+def test_enricher_packs_what_enrich_and_pack_do(ua, ip, campaign_id) -> None:
+    expected = enrichment.pack(enrichment.enrich(ua, ip, campaign_id))
+    enricher = enrichment.Enricher()
+    assert enricher.packed(ua, ip, campaign_id) == expected
+    # Through the UDF's one argument, as the SQL builds it: the same result.
+    assert enricher.packed(*enrichment.unpack_input(enrichment.pack_input(ua, ip, campaign_id))) == expected
+
+
+def test_enricher_agrees_with_enrich_on_random_catalog_events() -> None:
+    rng = random.Random(7)
+    enricher = enrichment.Enricher()
+    networks = [*cat.COUNTRY_NETWORKS.values(), *cat.BLOCKED_NETWORKS]
+    for _ in range(2000):
+        ua = rng.choice(cat.USER_AGENTS).user_agent
+        ip = rng.choice(hosts(rng.choice(networks)))
+        campaign_id = f"camp-{rng.randrange(0, 40):04d}"
+        assert enricher.packed(ua, ip, campaign_id) == enrichment.pack(enrichment.enrich(ua, ip, campaign_id))
+
+
+def test_packed_input_reads_back_and_refuses_a_malformed_argument() -> None:
+    assert enrichment.pack_input("UA", "10.0.0.1", "camp-0001") == f"10.0.0.1{SEP}camp-0001{SEP}UA"
+    assert enrichment.unpack_input(enrichment.pack_input(f"U{SEP}A", "10.0.0.1", "c")) == (f"U{SEP}A", "10.0.0.1", "c")
+    assert enrichment.unpack_input(enrichment.pack_input(None, None, None)) == (None, None, None)
+    assert enrichment.unpack_input(None) == (None, None, None)
+    with pytest.raises(ValueError, match="enrichment_input"):
+        enrichment.unpack_input("Mozilla/5.0")
+
+
+def test_enricher_refuses_a_campaign_id_holding_the_separator() -> None:
+    campaigns = {f"camp{SEP}1": dimensions.Campaign(f"camp{SEP}1", "adv-1", "n", "food")}
+    with pytest.raises(TableError, match="separator"):
+        enrichment.Enricher(campaigns=campaigns)
 
 
 def test_pack_puts_the_six_values_in_one_string_and_unpack_reads_them_back() -> None:
@@ -445,6 +503,10 @@ def test_flink_functions_evaluate_like_the_pure_modules(tmp_path: Path) -> None:
     reason = opened("invalid_traffic_reason", {flink.IP_BLOCKLIST: str(blocks)})
     assert reason.eval(ua.user_agent, "23.32.1.1") == "blocked_ip"
     assert reason.eval(ua.user_agent, "45.155.205.3") is None
+    enrich_event = opened("enrich_event", {flink.IP_COUNTRY_TABLE: str(country), flink.IP_BLOCKLIST: str(blocks),
+                                           flink.CAMPAIGN_TABLE: str(camps)})
+    assert enrichment.unpack(enrich_event.eval(enrichment.pack_input(ua.user_agent, "23.32.1.1", "camp-0002"))) == (
+        ua.device_type, ua.os, ua.browser, "CA", "food", "blocked_ip")
     assert geo.country("23.32.1.1") == "US", "a job's table does not replace the process default"
 
 

@@ -23,9 +23,10 @@ SET 'python.execution-mode' = 'thread';
 -- enrich_event: device_type, os, browser, country, vertical and invalid_reason of one event from
 -- its user agent, IP and campaign: device/OS/browser class, ISO country from the IP-range table
 -- ('ZZ' unknown), the campaign's vertical from the dimension table, and the invalid-traffic reason
--- ('bot_user_agent', 'blocked_ip', '' = valid). One Python call per event. Result: one STRING, the
--- six values with CHR(31) between (a STRING crosses from Python about 4 µs cheaper than a ROW);
--- macros/columns.sql enrichment_field() reads one value.
+-- ('bot_user_agent', 'blocked_ip', '' = valid). One Python call per event, one STRING each way
+-- (a STRING crosses cheaper than three arguments in, or a ROW out):
+-- - argument: macros/columns.sql enrichment_input(ip, campaign_id, user_agent), the three joined;
+-- - result: the six values with CHR(31) between; macros/columns.sql enrichment_field() reads one.
 -- Python UDF (udfs/flink.py, logic in udfs/enrichment.py); see docs/enrichment.md.
 CREATE TEMPORARY SYSTEM FUNCTION enrich_event AS 'udfs.flink.enrich_event' LANGUAGE PYTHON;
 
@@ -133,7 +134,10 @@ SELECT
   schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
   ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
   referrer_domain, kafka_offset, proc_time, ts,
-  enrich_event(user_agent, ip, campaign_id) AS enrichment
+  enrich_event(CONCAT_WS(CHR(31),
+    IF(POSITION(CHR(31) IN ip) > 0, '', COALESCE(ip, '')),
+    IF(POSITION(CHR(31) IN campaign_id) > 0, '', COALESCE(campaign_id, '')),
+    COALESCE(user_agent, ''))) AS enrichment
 FROM stg_events_on_time;
 
 -- int_events_deduped: on-time enriched events with exact duplicates removed (first delivery wins).
@@ -188,7 +192,11 @@ FROM int_events_deduped;
 CREATE TEMPORARY VIEW int_events_billable AS
 SELECT *
 FROM (
-  SELECT *,
+  -- The event and the columns int_event_measures reads, no more: the batch planner does not prune
+  -- columns below a ROW_NUMBER, so every column listed here is sorted (a backfill sorts a day).
+  SELECT
+    event_id, ad_id, campaign_id, advertiser_id, vertical, country, device_type, publisher_id, event_type,
+    event_time, ts, cost_micros, conversion_value_micros, billing_key,
     ROW_NUMBER() OVER (PARTITION BY billing_key ORDER BY proc_time ASC) AS billing_rank
   FROM int_events_enriched
   WHERE invalid_reason IS NULL
@@ -308,7 +316,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
+  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -369,7 +377,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
+  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -428,7 +436,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
+  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -494,7 +502,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
+  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -555,7 +563,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
+  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -660,7 +668,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
+  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -715,7 +723,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.34342f3b1ac6' AS pipeline_version,
+  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
