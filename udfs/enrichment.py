@@ -40,9 +40,13 @@ def enrich(ua: str | None, ip: str | None, campaign_id: str | None,
                       dimensions.vertical(campaign_id, campaigns), invalid_traffic.reason(ua, ip, blocklist))
 
 
+def _clean(value: str) -> str:
+    return value.replace(SEPARATOR, " ")
+
+
 def pack(values: Enrichment) -> str:
     """The six values in FIELDS order, SEPARATOR between; a valid event's NULL reason packs as ''."""
-    return SEPARATOR.join((value or "").replace(SEPARATOR, " ") for value in values)
+    return SEPARATOR.join(_clean(value or "") for value in values)
 
 
 def unpack(packed: str) -> Enrichment:
@@ -72,10 +76,6 @@ def unpack_input(value: str | None) -> tuple[str | None, str | None, str | None]
     return ua or None, ip or None, campaign_id or None
 
 
-def _clean(value: str) -> str:
-    return value.replace(SEPARATOR, " ")
-
-
 @functools.lru_cache(maxsize=user_agent.CACHE_SIZE)
 def _agent_part(ua: str | None) -> tuple[str, bool]:
     """The packed device_type, os and browser with a trailing SEPARATOR, and whether it is a bot."""
@@ -99,9 +99,6 @@ class Enricher:
 
     def packed(self, ua: str | None, ip: str | None, campaign_id: str | None) -> str:
         agent, bot = _agent_part(ua)
-        if bot:
-            reason = invalid_traffic.BOT_USER_AGENT
-        else:
-            reason = invalid_traffic.BLOCKED_IP if self._blocklist.contains(ip) else ""
         return (agent + _clean(self._countries.lookup(ip)) + SEPARATOR
-                + _clean(dimensions.vertical(campaign_id, self._campaigns)) + SEPARATOR + reason)
+                + _clean(dimensions.vertical(campaign_id, self._campaigns)) + SEPARATOR
+                + (invalid_traffic.reason_for(bot, ip, self._blocklist) or ""))

@@ -88,7 +88,13 @@ def is_blocked_ip(ip: str | None, blocklist: Blocklist | None = None) -> bool:
 def reason(ua: str | None, ip: str | None, blocklist: Blocklist | None = None) -> str | None:
     """'bot_user_agent' if the agent is a bot, else 'blocked_ip' if the IP is in `blocklist`
     (default: the configured one), else None."""
-    if user_agent.is_bot(ua):
+    return reason_for(user_agent.is_bot(ua), ip, blocklist)
+
+
+def reason_for(bot: bool, ip: str | None, blocklist: Blocklist | None = None) -> str | None:
+    """reason() for an agent already known to be a bot or not (udfs.enrichment.Enricher knows it
+    per agent): a bot takes precedence over a blocked IP."""
+    if bot:
         return BOT_USER_AGENT
     if is_blocked_ip(ip, blocklist):
         return BLOCKED_IP
