@@ -2,7 +2,8 @@
 -- raw archive for the hours of [from_ms, to_ms): the reconciled tier's numbers. Only the source
 -- (src_ad_events_archive + views/batch/stg_events_on_time.sql instead of the Kafka topic and the late split)
 -- and the execution mode differ; every view from int_deliveries_enriched to mart_ad_minute is the
--- very file the streaming job includes (tests/unit/test_sql.py checks it).
+-- very file the streaming job includes (tests/unit/test_sql.py checks it), with the few mode
+-- switches of macros/modes.sql.
 -- Output: snk_backfill_ad_minute, the minute windows in [from_ms, to_ms).
 {% set batch = true %}
 SET 'execution.runtime-mode' = 'batch';

@@ -30,15 +30,16 @@ CONCAT_WS(CHR(31),
     COALESCE({{ user_agent }}, ''))
 {%- endmacro -%}
 
-{#- One value of enrich_event's packed STRING result, by name: the six values in the order of
-    udfs/enrichment.py FIELDS, CHR(31) between (udfs.enrichment.pack); a valid event's reason is
-    '' there and NULL here. tests/unit/test_sql.py holds the two orders equal. -#}
+{#- One value of enrich_event's result, by name, from the column int_deliveries_enriched keeps
+    it in: SPLIT(result, CHR(31)), the six values in the order of udfs/enrichment.py FIELDS
+    (udfs.enrichment.pack). SQL arrays count from 1. A valid event's reason is '' there and NULL
+    here. tests/unit/test_sql.py holds the two orders equal. -#}
 {%- macro enrichment_field(column, name) -%}
-{%- set index = ['device_type', 'os', 'browser', 'country', 'vertical', 'invalid_reason'].index(name) -%}
+{%- set index = ['device_type', 'os', 'browser', 'country', 'vertical', 'invalid_reason'].index(name) + 1 -%}
 {%- if name == 'invalid_reason' -%}
-NULLIF(SPLIT_INDEX({{ column }}, CHR(31), {{ index }}), '')
+NULLIF({{ column }}[{{ index }}], '')
 {%- else -%}
-SPLIT_INDEX({{ column }}, CHR(31), {{ index }})
+{{ column }}[{{ index }}]
 {%- endif -%}
 {%- endmacro -%}
 

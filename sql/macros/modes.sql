@@ -1,5 +1,6 @@
 {#- What the shared views do differently in the backfill (batch over the raw archive, where the
-    job sets `batch`) than in the streaming job. Nothing else differs but the source. -#}
+    job sets `batch`) than in the streaming job: the arrival order of the dedups, and the event
+    detail the backfill has no sink for. Nothing else differs but the source. -#}
 
 {#- The order in which a key's deliveries arrived, for the dedups (first arrival wins).
     Streaming: processing time. Batch: the Kafka offset, which orders arrivals the same way,
@@ -9,5 +10,16 @@
 TO_TIMESTAMP_LTZ(kafka_offset, 3)
 {%- else -%}
 PROCTIME()
+{%- endif -%}
+{%- endmacro -%}
+
+{#- Columns that only the streaming job reads: the event-level detail of its enriched-events sink
+    (mart_events_enriched), which the backfill does not write. The backfill's views leave them out,
+    so that its exact dedup does not sort them: the planner cannot prune them itself, because it
+    optimizes the shared int_events_enriched once, with every column, for all its readers
+    (docs/archive.md). Wrap whole lines: {% call streaming_only() %} ... {% endcall %}. -#}
+{%- macro streaming_only() -%}
+{%- if not (batch is defined and batch) -%}
+{{ caller() }}
 {%- endif -%}
 {%- endmacro -%}

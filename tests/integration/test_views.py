@@ -88,15 +88,15 @@ def query(t_env, view: str) -> list[dict]:
     """The view's rows once the bounded job ends; for a changelog, the final row per key."""
     schema = t_env.from_path(view).get_schema()
     names = schema.get_field_names()
-    # Time attributes do not cross the Python bridge, nor do nested rows with a NULL field
-    # (int_events_deduped's enrichment, when the event is valid): read them as strings.
+    # Time attributes do not cross the Python bridge, nor do nested rows with a NULL field: read
+    # them as strings.
     columns = [f"CAST(`{n}` AS STRING) AS `{n}`" if "TIMESTAMP" in str(t) or isinstance(t, RowType) else f"`{n}`"
                for n, t in zip(names, schema.get_field_data_types())]
     result = t_env.execute_sql(f"SELECT {', '.join(columns)} FROM {view}")
     state: Counter = Counter()
     with result.collect() as rows:
         for row in rows:
-            values = tuple(row)
+            values = tuple(tuple(v) if isinstance(v, list) else v for v in row)  # arrays: hashable
             kind = row.get_row_kind().name
             state[values] += 1 if kind in ("INSERT", "UPDATE_AFTER") else -1
     assert all(n >= 0 for n in state.values()), f"{view}: retraction of a row never emitted"
@@ -148,3 +148,15 @@ def test_enrich_event_in_sql_equals_the_python_reference(t_env):
         got = {row[0]: row[1] for row in collected}
     expected = {i: enrichment.pack(enrichment.enrich(*values)) for i, values in enumerate(ODD_INPUTS)}
     assert got == expected
+
+    # And read back as the views do: split into an array (int_deliveries_enriched), each field by
+    # name (enrichment_field), a valid event's '' reason as NULL: exactly unpack(pack(enrich(...))).
+    fields = jinja2.Environment(loader=jinja2.FileSystemLoader(str(SQL_DIR))).from_string(
+        '{% from "macros/columns.sql" import enrichment_field %}'
+        '{% for name in names %}{{ enrichment_field("enrichment", name) }}, {% endfor %}').render(
+        names=enrichment.FIELDS)
+    result = t_env.execute_sql(f"SELECT {fields}k FROM (SELECT k, SPLIT(enrich_event({argument}), CHR(31)) AS "
+                               f"enrichment FROM (VALUES {rows}) AS t(k, user_agent, ip, campaign_id))")
+    with result.collect() as collected:
+        read = {row[-1]: tuple(row[:-1]) for row in collected}
+    assert read == {i: tuple(enrichment.unpack(packed)) for i, packed in expected.items()}

@@ -2,7 +2,8 @@
 -- raw archive for the hours of [from_ms, to_ms): the reconciled tier's numbers. Only the source
 -- (src_ad_events_archive + views/batch/stg_events_on_time.sql instead of the Kafka topic and the late split)
 -- and the execution mode differ; every view from int_deliveries_enriched to mart_ad_minute is the
--- very file the streaming job includes (tests/unit/test_sql.py checks it).
+-- very file the streaming job includes (tests/unit/test_sql.py checks it), with the few mode
+-- switches of macros/modes.sql.
 -- Output: snk_backfill_ad_minute, the minute windows in [from_ms, to_ms).
 
 SET 'execution.runtime-mode' = 'batch';
@@ -34,7 +35,8 @@ SET 'table.optimizer.reuse-optimize-block-with-digest-enabled' = 'true';
 -- ('bot_user_agent', 'blocked_ip', '' = valid). One Python call per event, one STRING each way
 -- (a STRING crosses cheaper than three arguments in, or a ROW out):
 -- - argument: macros/columns.sql enrichment_input(ip, campaign_id, user_agent), the three joined;
--- - result: the six values with CHR(31) between; macros/columns.sql enrichment_field() reads one.
+-- - result: the six values with CHR(31) between, which int_deliveries_enriched splits into an
+--   array; macros/columns.sql enrichment_field() reads one by name.
 -- Python UDF (udfs/flink.py, logic in udfs/enrichment.py); see docs/enrichment.md.
 CREATE TEMPORARY SYSTEM FUNCTION enrich_event AS 'udfs.flink.enrich_event' LANGUAGE PYTHON;
 
@@ -86,21 +88,21 @@ WHERE
 
 -- int_deliveries_enriched: on-time deliveries with their enrichment: device_type, os, browser,
 -- country, vertical and invalid_reason from the Python UDF enrich_event (sql/functions/), packed
--- in one STRING that int_events_enriched unpacks after the dedup. Unpacking here would not do: the
--- planner copies the call into each of the six expressions that read it.
+-- in one STRING and split here into an ARRAY<STRING> that int_events_enriched reads after the
+-- dedup. Reading the fields here would not do: the planner copies the call into each of the six
+-- expressions that read it. The split is one expression, so the call stays one.
 -- Grain: one event delivery (duplicates still present). Input: stg_events_on_time.
 -- Enriching before the exact dedup gives every later view one shared UDF call: in batch mode the
 -- planner would otherwise call the UDF once for the raw and once for the billable branch of
 -- int_event_measures. A duplicate delivery costs one extra call (enrich_event is deterministic).
 CREATE TEMPORARY VIEW int_deliveries_enriched AS
 SELECT
-  schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
-  ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
-  referrer_domain, kafka_offset, proc_time, ts,
-  enrich_event(CONCAT_WS(CHR(31),
+  event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
+  cost_micros, conversion_value_micros, kafka_offset, proc_time, ts,
+  SPLIT(enrich_event(CONCAT_WS(CHR(31),
     IF(POSITION(CHR(31) IN ip) > 0, '', COALESCE(ip, '')),
     IF(POSITION(CHR(31) IN campaign_id) > 0, '', COALESCE(campaign_id, '')),
-    COALESCE(user_agent, ''))) AS enrichment
+    COALESCE(user_agent, ''))), CHR(31)) AS enrichment
 FROM stg_events_on_time;
 
 -- int_events_deduped: on-time enriched events with exact duplicates removed (first delivery wins).
@@ -109,9 +111,9 @@ FROM stg_events_on_time;
 -- is bounded only by table.exec.state.ttl (flink.state_ttl); the STATE_TTL hint does not apply.
 CREATE TEMPORARY VIEW int_events_deduped AS
 SELECT
-  schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
-  ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
-  referrer_domain, enrichment, kafka_offset, ts
+  event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
+  cost_micros, conversion_value_micros, kafka_offset, ts,
+  enrichment
 FROM (
   SELECT *,
     ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS delivery_rank
@@ -121,22 +123,19 @@ WHERE delivery_rank = 1;
 
 -- int_events_enriched: unique on-time events with device, country, campaign vertical, the
 -- invalid-traffic reason (NULL = valid) and the billing idempotency key.
--- Grain: one event (event_id). Input: int_events_deduped (its enrichment is enrich_event's packed
--- STRING, computed per delivery in int_deliveries_enriched and unpacked here, after the dedup).
+-- Grain: one event (event_id). Input: int_events_deduped (its enrichment is enrich_event's result
+-- split into an array, computed per delivery in int_deliveries_enriched and read here, after the
+-- dedup).
 -- billing_key = ad_id|user_id|event_type|bucket start ms, buckets per event type from the
 -- environment (billing.bucket_seconds); adagg/contract.py computes the same key for producers.
 CREATE TEMPORARY VIEW int_events_enriched AS
 SELECT
-  schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
-  ip, user_agent, placement_id, publisher_id, cost_micros,
-  COALESCE(conversion_value_micros, CAST(0 AS BIGINT)) AS conversion_value_micros,
-  referrer_domain,
-  SPLIT_INDEX(enrichment, CHR(31), 0) AS device_type,
-  SPLIT_INDEX(enrichment, CHR(31), 1) AS os,
-  SPLIT_INDEX(enrichment, CHR(31), 2) AS browser,
-  SPLIT_INDEX(enrichment, CHR(31), 3) AS country,
-  SPLIT_INDEX(enrichment, CHR(31), 4) AS vertical,
-  NULLIF(SPLIT_INDEX(enrichment, CHR(31), 5), '') AS invalid_reason,
+  event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
+  cost_micros, COALESCE(conversion_value_micros, CAST(0 AS BIGINT)) AS conversion_value_micros,
+  enrichment[1] AS device_type,
+  enrichment[4] AS country,
+  enrichment[5] AS vertical,
+  NULLIF(enrichment[6], '') AS invalid_reason,
   CONCAT_WS('|', ad_id, user_id, event_type, CAST(event_time - MOD(event_time, CASE event_type
     WHEN 'impression' THEN 60000
     WHEN 'click' THEN 60000
@@ -233,7 +232,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
+  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 

@@ -26,7 +26,8 @@ SET 'python.execution-mode' = 'thread';
 -- ('bot_user_agent', 'blocked_ip', '' = valid). One Python call per event, one STRING each way
 -- (a STRING crosses cheaper than three arguments in, or a ROW out):
 -- - argument: macros/columns.sql enrichment_input(ip, campaign_id, user_agent), the three joined;
--- - result: the six values with CHR(31) between; macros/columns.sql enrichment_field() reads one.
+-- - result: the six values with CHR(31) between, which int_deliveries_enriched splits into an
+--   array; macros/columns.sql enrichment_field() reads one by name.
 -- Python UDF (udfs/flink.py, logic in udfs/enrichment.py); see docs/enrichment.md.
 CREATE TEMPORARY SYSTEM FUNCTION enrich_event AS 'udfs.flink.enrich_event' LANGUAGE PYTHON;
 
@@ -123,21 +124,22 @@ FROM src_ad_events_raw;
 
 -- int_deliveries_enriched: on-time deliveries with their enrichment: device_type, os, browser,
 -- country, vertical and invalid_reason from the Python UDF enrich_event (sql/functions/), packed
--- in one STRING that int_events_enriched unpacks after the dedup. Unpacking here would not do: the
--- planner copies the call into each of the six expressions that read it.
+-- in one STRING and split here into an ARRAY<STRING> that int_events_enriched reads after the
+-- dedup. Reading the fields here would not do: the planner copies the call into each of the six
+-- expressions that read it. The split is one expression, so the call stays one.
 -- Grain: one event delivery (duplicates still present). Input: stg_events_on_time.
 -- Enriching before the exact dedup gives every later view one shared UDF call: in batch mode the
 -- planner would otherwise call the UDF once for the raw and once for the billable branch of
 -- int_event_measures. A duplicate delivery costs one extra call (enrich_event is deterministic).
 CREATE TEMPORARY VIEW int_deliveries_enriched AS
 SELECT
-  schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
-  ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
-  referrer_domain, kafka_offset, proc_time, ts,
-  enrich_event(CONCAT_WS(CHR(31),
+  event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
+  cost_micros, conversion_value_micros, kafka_offset, proc_time, ts,
+  schema_version, ip, user_agent, placement_id, referrer_domain,
+  SPLIT(enrich_event(CONCAT_WS(CHR(31),
     IF(POSITION(CHR(31) IN ip) > 0, '', COALESCE(ip, '')),
     IF(POSITION(CHR(31) IN campaign_id) > 0, '', COALESCE(campaign_id, '')),
-    COALESCE(user_agent, ''))) AS enrichment
+    COALESCE(user_agent, ''))), CHR(31)) AS enrichment
 FROM stg_events_on_time;
 
 -- int_events_deduped: on-time enriched events with exact duplicates removed (first delivery wins).
@@ -146,9 +148,10 @@ FROM stg_events_on_time;
 -- is bounded only by table.exec.state.ttl (flink.state_ttl); the STATE_TTL hint does not apply.
 CREATE TEMPORARY VIEW int_events_deduped AS
 SELECT
-  schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
-  ip, user_agent, placement_id, publisher_id, cost_micros, conversion_value_micros,
-  referrer_domain, enrichment, kafka_offset, ts
+  event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
+  cost_micros, conversion_value_micros, kafka_offset, ts,
+  schema_version, ip, user_agent, placement_id, referrer_domain,
+  enrichment
 FROM (
   SELECT *,
     ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS delivery_rank
@@ -158,22 +161,22 @@ WHERE delivery_rank = 1;
 
 -- int_events_enriched: unique on-time events with device, country, campaign vertical, the
 -- invalid-traffic reason (NULL = valid) and the billing idempotency key.
--- Grain: one event (event_id). Input: int_events_deduped (its enrichment is enrich_event's packed
--- STRING, computed per delivery in int_deliveries_enriched and unpacked here, after the dedup).
+-- Grain: one event (event_id). Input: int_events_deduped (its enrichment is enrich_event's result
+-- split into an array, computed per delivery in int_deliveries_enriched and read here, after the
+-- dedup).
 -- billing_key = ad_id|user_id|event_type|bucket start ms, buckets per event type from the
 -- environment (billing.bucket_seconds); adagg/contract.py computes the same key for producers.
 CREATE TEMPORARY VIEW int_events_enriched AS
 SELECT
-  schema_version, event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id,
-  ip, user_agent, placement_id, publisher_id, cost_micros,
-  COALESCE(conversion_value_micros, CAST(0 AS BIGINT)) AS conversion_value_micros,
-  referrer_domain,
-  SPLIT_INDEX(enrichment, CHR(31), 0) AS device_type,
-  SPLIT_INDEX(enrichment, CHR(31), 1) AS os,
-  SPLIT_INDEX(enrichment, CHR(31), 2) AS browser,
-  SPLIT_INDEX(enrichment, CHR(31), 3) AS country,
-  SPLIT_INDEX(enrichment, CHR(31), 4) AS vertical,
-  NULLIF(SPLIT_INDEX(enrichment, CHR(31), 5), '') AS invalid_reason,
+  event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
+  cost_micros, COALESCE(conversion_value_micros, CAST(0 AS BIGINT)) AS conversion_value_micros,
+  schema_version, ip, user_agent, placement_id, referrer_domain,
+  enrichment[2] AS os,
+  enrichment[3] AS browser,
+  enrichment[1] AS device_type,
+  enrichment[4] AS country,
+  enrichment[5] AS vertical,
+  NULLIF(enrichment[6], '') AS invalid_reason,
   CONCAT_WS('|', ad_id, user_id, event_type, CAST(event_time - MOD(event_time, CASE event_type
     WHEN 'impression' THEN 60000
     WHEN 'click' THEN 60000
@@ -316,7 +319,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
+  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -377,7 +380,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
+  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -436,7 +439,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
+  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -502,7 +505,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
+  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -563,7 +566,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
+  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -668,7 +671,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
+  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -723,7 +726,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.9614e1f9ca5d' AS pipeline_version,
+  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
