@@ -370,6 +370,9 @@ def benchmark(args: argparse.Namespace) -> dict:
     t_start = time.monotonic()
     run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     env = base_env(run_id)
+    # The mini-cluster's JVM gets the stack TaskManager's options (its garbage collector): the
+    # figure is the streaming job's as deployed. PyFlink reads JVM_ARGS when it starts that JVM.
+    os.environ.setdefault("JVM_ARGS", env.stack.flink_taskmanager.jvm_opts)
     load_before = os.getloadavg()
     host = machine()  # now: the git commit is the one the run starts from
     report: dict = {"benchmark": "pipeline_throughput", "run_id": run_id,
@@ -380,6 +383,7 @@ def benchmark(args: argparse.Namespace) -> dict:
                                    "parallelism": env.flink.parallelism,
                                    "checkpoint_interval": env.flink.checkpoint_interval,
                                    "python_execution_mode": env.flink.python_execution_mode,
+                                   "jvm_args": os.environ["JVM_ARGS"],
                                    "raw_topic": env.topics.raw.name},
                     "goals": GOALS}
     checkpoint_dir = None

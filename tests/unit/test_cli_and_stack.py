@@ -3,6 +3,7 @@
 import socket
 
 import pytest
+import yaml
 
 from adagg.cli import build_parser, main
 from adagg.stack import Stack, StackError, require_java
@@ -75,3 +76,12 @@ def test_unknown_service_is_rejected(tmp_path, monkeypatch):
 def test_stack_needs_a_stack_section():
     with pytest.raises(StackError, match="no local stack"):
         Stack("dev")
+
+
+def test_streaming_taskmanager_runs_on_g1(tmp_path, monkeypatch):
+    # Its state is on the heap: ParallelGC's full collections stopped a dedup job for seconds
+    # (infra/env/local.yaml). The option must reach Flink's own config under its key.
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    stack = Stack("local")
+    conf = yaml.safe_load((stack.flink_conf_dir() / "config.yaml").read_text())
+    assert conf["env"]["java"]["opts"]["taskmanager"] == stack.s.flink_taskmanager.jvm_opts == "-XX:+UseG1GC"
