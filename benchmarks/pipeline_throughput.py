@@ -12,7 +12,9 @@ The generated traffic (adagg.demo.make_traffic: duplicates, billing repeats, bot
 contract v1/v2, a few late events) is produced once to a fresh topic bench.<run-id>.ad-events.raw.
 Every variant then reads that topic from the earliest offset, bounded at the latest offset, in
 streaming mode with the job's own SET statements (parallelism 1, checkpoints, thread-mode UDFs),
-and writes to its own topics (full variants: the job's real exactly-once Kafka sinks).
+and writes to its own topics (full variants: the job's real exactly-once Kafka sinks). The
+mini-cluster's JVM runs with the stack TaskManager's options (stack.flink_taskmanager.jvm_opts;
+JVM_ARGS overrides them).
 Throughput = Kafka records in the topic / the finished job's net runtime. Variants run in
 interleaved rounds (--repeat); the best and the median of each are kept. The ratios use the best.
 
