@@ -87,6 +87,12 @@ def output_topic(env: Namespace, name: str) -> Namespace:
     return Namespace(name=env.outputs.prefix + name, partitions=env.outputs.partitions)
 
 
+def templates(sql_dir=SQL_DIR) -> jinja2.Environment:
+    """The Jinja environment of sql/: undefined names are errors, not empty strings."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(sql_dir)), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True)
+
+
 def render(env: str | Namespace, job: str = "streaming", sql_dir=SQL_DIR, python_udfs: bool = True,
            **params) -> str:
     """Render a job for an environment, given by name or as a loaded (possibly overridden) env.
@@ -97,8 +103,7 @@ def render(env: str | Namespace, job: str = "streaming", sql_dir=SQL_DIR, python
     if job not in jobs():
         raise ValueError(f"unknown job {job!r}; known: {', '.join(jobs())}")
     env = load(env) if isinstance(env, str) else env
-    loader = jinja2.FileSystemLoader(str(sql_dir))
-    jenv = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    jenv = templates(sql_dir)
     jenv.globals.update(
         kafka_security=lambda: kafka_security(env),
         output_topic=lambda name: output_topic(env, name),

@@ -13,7 +13,6 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import jinja2
 import pytest
 import yaml
 from kafka import KafkaProducer
@@ -22,9 +21,8 @@ from pyflink.table.types import RowType
 from adagg.contract import billing_key, validate
 from adagg.env import Namespace
 from adagg.kafka_io import ensure_topics
-from adagg.paths import SQL_DIR
 from adagg.setup import connector_jars
-from adagg.sql import render
+from adagg.sql import render, templates
 from adagg.traffic_catalog import USER_AGENTS
 from pyflink_jobs.streaming_job import build_table_env, run_script
 from tests.integration.conftest import isolated_env
@@ -136,7 +134,7 @@ def test_enrich_event_in_sql_equals_the_python_reference(t_env):
 
     template = '{% from "macros/columns.sql" import enrichment_input %}' \
                '{{ enrichment_input("ip", "campaign_id", "user_agent") }}'
-    argument = jinja2.Environment(loader=jinja2.FileSystemLoader(str(SQL_DIR))).from_string(template).render()
+    argument = templates().from_string(template).render()
 
     def literal(value):
         return "CAST(NULL AS STRING)" if value is None else "'" + value.replace("'", "''") + "'"
@@ -151,7 +149,7 @@ def test_enrich_event_in_sql_equals_the_python_reference(t_env):
 
     # And read back as the views do: split into an array (int_deliveries_enriched), each field by
     # name (enrichment_field), a valid event's '' reason as NULL: exactly unpack(pack(enrich(...))).
-    fields = jinja2.Environment(loader=jinja2.FileSystemLoader(str(SQL_DIR))).from_string(
+    fields = templates().from_string(
         '{% from "macros/columns.sql" import enrichment_field %}'
         '{% for name in names %}{{ enrichment_field("enrichment", name) }}, {% endfor %}').render(
         names=enrichment.FIELDS)
