@@ -75,6 +75,7 @@ def cmd_pinot(args) -> None:
 def cmd_job(args) -> None:
     from adagg import flink
     from adagg.kafka_io import ensure_topics
+    from adagg.stack import StackError
 
     env = envs.load(args.env)
     if args.action == "submit":
@@ -89,6 +90,20 @@ def cmd_job(args) -> None:
             job_id = flink.submit_sql_client(args.env, script)
         else:
             job_id = flink.submit(args.env, args.job)
+        flink.wait_running(env.flink.rest_url, job_id)
+    elif args.action == "stop":
+        jobs = flink.running_jobs(env)
+        if not jobs:
+            raise StackError("no job is running; nothing to stop")
+        for job in jobs:
+            location = flink.stop_with_savepoint(env.flink.rest_url, job["jid"])
+            print(f"  stopped Flink job {job['jid']} ({job['name']}); savepoint: {location}")
+            print(f"  resume it with: adagg job resume --from {location}")
+    elif args.action == "resume":
+        if not args.from_savepoint:
+            raise StackError("resume needs --from SAVEPOINT (the location `adagg job stop` printed)")
+        ensure_topics(env)
+        job_id = flink.submit(args.env, args.job, from_savepoint=args.from_savepoint)
         flink.wait_running(env.flink.rest_url, job_id)
     elif args.action == "list":
         for job in flink.running_jobs(env):
@@ -273,9 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
     _env_arg(p)
     p.set_defaults(func=cmd_pinot)
 
-    p = sub.add_parser("job", help="submit, list or cancel the streaming job on the Flink session cluster")
-    p.add_argument("action", choices=["submit", "list", "cancel"])
+    p = sub.add_parser("job", help="submit, stop, resume, list or cancel the streaming job on the Flink session cluster",
+                       description="submit: start the job (no state). stop: stop it with a savepoint, without "
+                       "draining: the sources stop without a final watermark, so no open window fires early and "
+                       "the resumed job goes on exactly where it stopped. resume --from SAVEPOINT: start it again "
+                       "from that savepoint. cancel: cancel without a savepoint.")
+    p.add_argument("action", choices=["submit", "stop", "resume", "list", "cancel"])
     p.add_argument("--job", default="streaming")
+    p.add_argument("--from", dest="from_savepoint", metavar="SAVEPOINT", help="resume: the savepoint to start from")
     p.add_argument("--sql-client", action="store_true",
                    help="submit the rendered SQL with Flink's own SQL client instead of the PyFlink entry point")
     _env_arg(p)

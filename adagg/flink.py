@@ -16,11 +16,14 @@ from adagg.setup import connector_jars
 from adagg.stack import Stack, StackError, flink_home, link_jars
 
 
-def submit(env_name: str = "local", job: str = "streaming", say=print) -> str:
-    """Run `flink run -py` against the session cluster; returns the Flink job id."""
+def submit(env_name: str = "local", job: str = "streaming", say=print, from_savepoint: str | None = None) -> str:
+    """Run `flink run -py` against the session cluster; returns the Flink job id. With
+    from_savepoint the job starts from that savepoint's state (its offsets, dedup keys, windows and
+    watermarks), as `adagg job resume` does."""
     stack = Stack(env_name)
     script = REPO / "pyflink_jobs" / "streaming_job.py"
     cmd = ["bash", str(flink_home() / "bin" / "flink"), "run", "-d", "-m", stack.env.flink.rest_url.split("://")[-1],
+           *(["-s", from_savepoint] if from_savepoint else []),
            "-pyclientexec", sys.executable, "-pyexec", sys.executable, "-py", str(script),
            "--env", env_name, "--job", job, "--detach"]
     for jar in connector_jars():
@@ -84,6 +87,46 @@ def wait_running(rest_url: str, job_id: str, timeout_s: float = 120) -> None:
             return
         time.sleep(1)
     raise StackError(f"Flink job {job_id} did not reach RUNNING within {timeout_s} s")
+
+
+def stop_with_savepoint(rest_url: str, job_id: str, timeout_s: float = 180) -> str:
+    """Stop a job with a savepoint and return the savepoint's location.
+
+    No drain: the sources stop without emitting the final watermark, so no window fires early and
+    the job resumed from the savepoint goes on exactly where it stopped. (A drain would close every
+    open window as if the stream had ended, and the resumed job would then drop those windows'
+    remaining events as late.) The savepoint goes to the cluster's savepoint folder."""
+    resp = requests.post(f"{rest_url}/jobs/{job_id}/stop", json={"drain": False}, timeout=30)
+    resp.raise_for_status()
+    trigger = resp.json()["request-id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = requests.get(f"{rest_url}/jobs/{job_id}/savepoints/{trigger}", timeout=30).json()
+        if status["status"]["id"] == "COMPLETED":
+            operation = status["operation"]
+            if "failure-cause" in operation:
+                raise StackError(f"stopping job {job_id} with a savepoint failed: "
+                                 f"{operation['failure-cause'].get('class', '')}: "
+                                 f"{operation['failure-cause'].get('stack-trace', '').splitlines()[0][:300]}")
+            return operation["location"]
+        time.sleep(1)
+    raise StackError(f"job {job_id} did not stop with a savepoint within {timeout_s:.0f} s")
+
+
+def wait_recovered(rest_url: str, job_id: str, since_ms: int, timeout_s: float = 180) -> int:
+    """Wait until a job that failed at or after since_ms (epoch ms) runs again with every task
+    RUNNING; returns when it switched back to RUNNING (epoch ms, the JobManager's clock)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        detail = job_detail(rest_url, job_id)
+        if detail.get("state") in ("FAILED", "CANCELED", "FINISHED"):
+            raise StackError(f"Flink job {job_id} is {detail['state']}")
+        running_at = detail["timestamps"].get("RUNNING", 0)
+        if (detail["state"] == "RUNNING" and running_at >= since_ms
+                and all(v["status"] == "RUNNING" for v in detail["vertices"])):
+            return running_at
+        time.sleep(0.25)
+    raise StackError(f"Flink job {job_id} did not run again within {timeout_s:.0f} s of a failure")
 
 
 def cancel_all(env, say=print, timeout_s: float = 60) -> None:

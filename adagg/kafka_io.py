@@ -60,7 +60,7 @@ def send_traffic(env, traffic: Traffic, pause_s: float = 3.0, say=print, after_p
 
     after_phase(number) runs once a phase is flushed (tests use it to inject failures).
     """
-    send_phase, close = _collector_sender(collector_url) if collector_url else _kafka_sender(env)
+    send_phase, close = phase_sender(env, collector_url)
     sent = 0
     try:
         for number, phase in enumerate(traffic.phases, 1):
@@ -81,6 +81,12 @@ def send_traffic(env, traffic: Traffic, pause_s: float = 3.0, say=print, after_p
     finally:
         close()
     return sent
+
+
+def phase_sender(env, collector_url: str | None = None):
+    """(send_phase, close): send_phase(phase) sends one phase of generated traffic and returns once
+    every send is written, straight to the raw topic or through the collector at collector_url."""
+    return _collector_sender(collector_url) if collector_url else _kafka_sender(env)
 
 
 def _kafka_sender(env):

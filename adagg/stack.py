@@ -195,9 +195,27 @@ class Stack:
                 "FLINK_HOME": str(flink_home()), "FLINK_LIB_DIR": str(self.flink_lib_dir()),
                 "PYTHONPATH": paths.flink_python_path()}
 
-    def _flink_cmd(self, role: str) -> list[str]:
+    def _flink_cmd(self, role: str, *dynamic: str) -> list[str]:
         require_java()
-        return ["bash", str(flink_home() / "bin" / f"{role}.sh"), "start-foreground"]
+        return ["bash", str(flink_home() / "bin" / f"{role}.sh"), "start-foreground", *dynamic]
+
+    def taskmanager_names(self) -> list[str]:
+        """flink-taskmanager-1 .. -N (stack.flink_taskmanagers): each one is a service of its own,
+        so a test or an operator can kill and restart one while the job fails over to the others."""
+        return [f"flink-taskmanager-{i}" for i in range(1, self.s.flink_taskmanagers + 1)]
+
+    def _taskmanager(self, name: str, rest: str) -> Service:
+        resource_id = name.removeprefix("flink-")  # taskmanager-1: how the JobManager lists it
+        tmp = paths.data() / "flink" / resource_id / "tmp"  # RocksDB working dirs and spills, wiped with the data
+
+        def registered() -> bool:
+            return http_ok(f"{rest}/taskmanagers",
+                           lambda r: r.ok and any(tm["id"] == resource_id for tm in r.json().get("taskmanagers", [])))
+
+        def command() -> list[str]:
+            tmp.mkdir(parents=True, exist_ok=True)
+            return self._flink_cmd("taskmanager", f"-Dtaskmanager.resource-id={resource_id}", f"-Dio.tmp.dirs={tmp}")
+        return Service(name, [], command, registered, after=["flink-jobmanager"])
 
     def _services(self) -> list[Service]:
         s, h = self.s, self.s.host
@@ -215,9 +233,6 @@ class Stack:
             except Exception:  # noqa: BLE001 - any client failure means "not ready yet"
                 return False
 
-        def flink_tm_ready() -> bool:
-            return http_ok(f"{rest}/overview", lambda r: r.ok and r.json().get("taskmanagers", 0) >= 1)
-
         return [
             Service("kafka", [s.kafka.port, s.kafka.controller_port], self._kafka_cmd, kafka_ready,
                     url=f"{h}:{s.kafka.port}"),
@@ -229,8 +244,7 @@ class Stack:
                     lambda: port_open(s.zookeeper.port, h), url=f"{h}:{s.zookeeper.port}"),
             Service("flink-jobmanager", [s.flink_jobmanager.port, s.flink_jobmanager.rpc_port],
                     lambda: self._flink_cmd("jobmanager"), lambda: http_ok(f"{rest}/overview"), url=rest),
-            Service("flink-taskmanager", [], lambda: self._flink_cmd("taskmanager"), flink_tm_ready,
-                    after=["flink-jobmanager"]),
+            *(self._taskmanager(name, rest) for name in self.taskmanager_names()),
             Service("pinot-controller", [s.pinot_controller.port],
                     lambda: self._pinot_cmd("controller", s.pinot_controller.heap),
                     lambda: http_ok(f"{ctl}/health"), url=ctl, after=["zookeeper"]),
@@ -248,7 +262,8 @@ class Stack:
             return self.services
         known = {svc.name for svc in self.services}
         groups = {"pinot": ["zookeeper", "pinot-controller", "pinot-broker", "pinot-server"],
-                  "flink": ["flink-jobmanager", "flink-taskmanager"]}
+                  "flink": ["flink-jobmanager", *self.taskmanager_names()],
+                  "flink-taskmanagers": self.taskmanager_names()}
         wanted: list[str] = []
         for name in only:
             names = groups.get(name, [name])

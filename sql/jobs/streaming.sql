@@ -9,6 +9,14 @@ SET 'table.local-time-zone' = 'UTC';
 SET 'table.exec.state.ttl' = '{{ env.flink.state_ttl }}';
 SET 'execution.checkpointing.interval' = '{{ env.flink.checkpoint_interval }}';
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
+-- Keyed state off the heap, checkpointed incrementally (docs/pipeline.md#state-and-memory).
+SET 'state.backend.type' = '{{ env.flink.state_backend }}';
+SET 'execution.checkpointing.incremental' = '{{ env.flink.incremental_checkpoints | lower }}';
+-- Survive occasional failures forever, stop a crash loop (infra/env: flink.restart).
+SET 'restart-strategy.type' = 'exponential-delay';
+{%- for option, value in env.flink.restart.items() %}
+SET 'restart-strategy.exponential-delay.{{ option }}' = '{{ value }}';
+{%- endfor %}
 SET 'pipeline.auto-watermark-interval' = '{{ env.flink.auto_watermark_interval }}';
 -- Skew: every window aggregate runs in two phases (a local pre-aggregate per slice before the
 -- shuffle), so a hot ad is summed locally first. Mini-batch stays off on purpose: in this job
@@ -25,6 +33,8 @@ SET 'python.execution-mode' = '{{ env.flink.python_execution_mode }}';
 {% endfor %}
 
 {% include "sources/src_ad_events_raw.sql" %}
+
+{% include "views/stg_deliveries.sql" %}
 
 {% include "views/stg_events_on_time.sql" %}
 

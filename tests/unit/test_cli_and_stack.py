@@ -70,7 +70,22 @@ def test_unknown_service_is_rejected(tmp_path, monkeypatch):
     monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
     with pytest.raises(StackError, match="unknown service 'mysql'"):
         Stack("local").select(["mysql"])
-    assert [s.name for s in Stack("local").select(["flink"])] == ["flink-jobmanager", "flink-taskmanager"]
+    assert [s.name for s in Stack("local").select(["flink"])] == [
+        "flink-jobmanager", "flink-taskmanager-1", "flink-taskmanager-2"]
+
+
+def test_each_taskmanager_is_a_service_with_its_own_identity(tmp_path, monkeypatch):
+    """stack.flink_taskmanagers TaskManagers, each started with its own resource id (what its health
+    check looks for in the JobManager's list) and its own temporary folder (RocksDB's files)."""
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    monkeypatch.setattr("adagg.stack.require_java", lambda: "java")
+    stack = Stack("local")
+    tms = [s for s in stack.services if s.name.startswith("flink-taskmanager-")]
+    assert len(tms) == stack.s.flink_taskmanagers == 2
+    commands = [tm.command() for tm in tms]
+    assert [c[-2] for c in commands] == ["-Dtaskmanager.resource-id=taskmanager-1", "-Dtaskmanager.resource-id=taskmanager-2"]
+    assert len({c[-1] for c in commands}) == 2 and all(c[-1].startswith(f"-Dio.tmp.dirs={tmp_path}") for c in commands)
+    assert all(tm.after == ["flink-jobmanager"] for tm in tms)
 
 
 def test_stack_needs_a_stack_section():
@@ -79,7 +94,7 @@ def test_stack_needs_a_stack_section():
 
 
 def test_streaming_taskmanager_runs_on_g1(tmp_path, monkeypatch):
-    # Its state is on the heap: ParallelGC's full collections stopped a dedup job for seconds
+    # ParallelGC's full collections stopped a dedup job with heap state for seconds
     # (infra/env/local.yaml). The option must reach Flink's own config under its key.
     monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
     stack = Stack("local")
