@@ -8,7 +8,7 @@
 
 SET 'execution.runtime-mode' = 'batch';
 SET 'pipeline.name' = 'adagg-backfill-local';
-SET 'parallelism.default' = '1';
+SET 'parallelism.default' = '4';
 SET 'table.local-time-zone' = 'UTC';
 SET 'python.execution-mode' = 'thread';
 SET 'taskmanager.memory.managed.size' = '1536m';
@@ -232,7 +232,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
+  '0.1.0+sql.41d263d940c6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 

@@ -9,6 +9,17 @@ SET 'table.local-time-zone' = 'UTC';
 SET 'table.exec.state.ttl' = '6 h';
 SET 'execution.checkpointing.interval' = '30 s';
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
+-- Keyed state off the heap, checkpointed incrementally (docs/pipeline.md#state-and-memory).
+SET 'state.backend.type' = 'rocksdb';
+SET 'execution.checkpointing.incremental' = 'true';
+-- Survive occasional failures forever, stop a crash loop (infra/env: flink.restart).
+SET 'restart-strategy.type' = 'exponential-delay';
+SET 'restart-strategy.exponential-delay.initial-backoff' = '1 s';
+SET 'restart-strategy.exponential-delay.max-backoff' = '1 min';
+SET 'restart-strategy.exponential-delay.backoff-multiplier' = '2.0';
+SET 'restart-strategy.exponential-delay.reset-backoff-threshold' = '5 min';
+SET 'restart-strategy.exponential-delay.attempts-before-reset-backoff' = '20';
+SET 'restart-strategy.exponential-delay.jitter-factor' = '0.1';
 SET 'pipeline.auto-watermark-interval' = '200 ms';
 -- Skew: every window aggregate runs in two phases (a local pre-aggregate per slice before the
 -- shuffle), so a hot ad is summed locally first. Mini-batch stays off on purpose: in this job
@@ -74,17 +85,45 @@ CREATE TABLE src_ad_events_raw (
   'json.ignore-parse-errors' = 'false'
 );
 
--- stg_events_on_time: raw events that arrived before the watermark passed them.
--- Grain: one event delivery (duplicates still present). Input: src_ad_events_raw.
--- The predicate is the Flink documentation's own: rows with no watermark yet are on time.
+-- stg_deliveries: every raw delivery with its partition's watermark: the highest event time its
+-- Kafka partition has delivered up to and including it, minus the same delay as the source's
+-- WATERMARK. The late split tests each delivery against it as well as against CURRENT_WATERMARK.
+-- Grain: one event delivery (duplicates included). Input: src_ad_events_raw.
+-- Why: Flink checkpoints no source watermark. After any restore CURRENT_WATERMARK(ts) is NULL, then
+-- low, until fresh watermarks arrive, while every window operator restores its own and drops the
+-- rows of windows it has already fired, silently. This running maximum is keyed state, restored
+-- with the checkpoint, and it follows the partition's order, which a replay repeats: whatever the
+-- timing, a delivery at or below it is late, and no window ever drops an on-time row
+-- (docs/pipeline.md#late-events-across-restarts).
+CREATE TEMPORARY VIEW stg_deliveries AS
+SELECT *,
+  TO_TIMESTAMP_LTZ(partition_high_ms, 3)
+    - INTERVAL '30' SECOND
+    - INTERVAL '30' SECOND AS partition_watermark
+FROM (
+  SELECT *,
+    MAX(event_time) OVER (
+      PARTITION BY kafka_partition ORDER BY proc_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS partition_high_ms
+  FROM src_ad_events_raw
+);
+
+-- stg_events_on_time: raw events that arrived before either watermark passed them: the job's
+-- (CURRENT_WATERMARK, the minimum over all partitions) and their own partition's.
+-- Grain: one event delivery (duplicates still present). Input: stg_deliveries.
+-- The first test is the Flink documentation's own (rows with no watermark yet are on time); the
+-- second holds across restores, when CURRENT_WATERMARK starts again from NULL (stg_deliveries).
 CREATE TEMPORARY VIEW stg_events_on_time AS
 SELECT *
-FROM src_ad_events_raw
-WHERE CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts);
+FROM stg_deliveries
+WHERE (CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts))
+  AND ts > partition_watermark;
 
--- stg_events_late: raw deliveries whose event time is at or below the current watermark. They
--- are kept out of every window, written to the late topic and folded back in by reconciliation.
--- Grain: one event delivery (a late event's duplicates each appear). Input: src_ad_events_raw.
+-- stg_events_late: raw deliveries whose event time is at or below the job's watermark
+-- (CURRENT_WATERMARK) or their partition's (stg_deliveries): exactly the complement of
+-- stg_events_on_time. They are kept out of every window, written to the late topic with the
+-- watermark they were late against, and folded back in by reconciliation.
+-- Grain: one event delivery (a late event's duplicates each appear). Input: stg_deliveries.
 CREATE TEMPORARY VIEW stg_events_late AS
 SELECT
   schema_version,
@@ -103,10 +142,13 @@ SELECT
   conversion_value_micros,
   referrer_domain,
   'event_time_at_or_below_watermark' AS reason,
-  CAST(CAST(CURRENT_WATERMARK(ts) AS TIMESTAMP(3)) AS STRING) AS watermark_at,
+  -- The higher of the two watermarks (the job's is NULL for a while after a restore).
+  CAST(CAST(
+    CASE WHEN CURRENT_WATERMARK(ts) > partition_watermark THEN CURRENT_WATERMARK(ts) ELSE partition_watermark END
+  AS TIMESTAMP(3)) AS STRING) AS watermark_at,
   CAST(CAST(PROCTIME() AS TIMESTAMP(3)) AS STRING) AS detected_at
-FROM src_ad_events_raw
-WHERE ts <= CURRENT_WATERMARK(ts);
+FROM stg_deliveries
+WHERE ts <= CURRENT_WATERMARK(ts) OR ts <= partition_watermark;
 
 -- stg_raw_archive: every raw delivery as the archive stores it: the contract's columns (the
 -- schema version per row), where it sat in Kafka, and its UTC event date and hour partition.
@@ -319,7 +361,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
+  '0.1.0+sql.41d263d940c6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -380,7 +422,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
+  '0.1.0+sql.41d263d940c6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -439,7 +481,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
+  '0.1.0+sql.41d263d940c6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -505,7 +547,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
+  '0.1.0+sql.41d263d940c6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -566,7 +608,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
+  '0.1.0+sql.41d263d940c6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -671,7 +713,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
+  '0.1.0+sql.41d263d940c6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -726,7 +768,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
+  '0.1.0+sql.41d263d940c6' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,

@@ -1,0 +1,22 @@
+-- stg_deliveries: every raw delivery with its partition's watermark: the highest event time its
+-- Kafka partition has delivered up to and including it, minus the same delay as the source's
+-- WATERMARK. The late split tests each delivery against it as well as against CURRENT_WATERMARK.
+-- Grain: one event delivery (duplicates included). Input: src_ad_events_raw.
+-- Why: Flink checkpoints no source watermark. After any restore CURRENT_WATERMARK(ts) is NULL, then
+-- low, until fresh watermarks arrive, while every window operator restores its own and drops the
+-- rows of windows it has already fired, silently. This running maximum is keyed state, restored
+-- with the checkpoint, and it follows the partition's order, which a replay repeats: whatever the
+-- timing, a delivery at or below it is late, and no window ever drops an on-time row
+-- (docs/pipeline.md#late-events-across-restarts).
+CREATE TEMPORARY VIEW stg_deliveries AS
+SELECT *,
+  TO_TIMESTAMP_LTZ(partition_high_ms, 3)
+    - INTERVAL '{{ env.flink.watermark_bound_seconds }}' SECOND
+    - INTERVAL '{{ env.flink.allowed_lateness_seconds }}' SECOND AS partition_watermark
+FROM (
+  SELECT *,
+    MAX(event_time) OVER (
+      PARTITION BY kafka_partition ORDER BY proc_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS partition_high_ms
+  FROM src_ad_events_raw
+);
