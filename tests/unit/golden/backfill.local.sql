@@ -126,8 +126,9 @@ WHERE delivery_rank = 1;
 -- Grain: one event (event_id). Input: int_events_deduped (its enrichment is enrich_event's result
 -- split into an array, computed per delivery in int_deliveries_enriched and read here, after the
 -- dedup).
--- billing_key = ad_id|user_id|event_type|bucket start ms, buckets per event type from the
--- environment (billing.bucket_seconds); adagg/contract.py computes the same key for producers.
+-- billing_key = ad_id|user_id|event_type|bucket start ms with '\' and '|' in the ids escaped
+-- (macros/keys.sql), buckets per event type from the environment (billing.bucket_seconds);
+-- adagg/contract.py computes the same key for producers.
 CREATE TEMPORARY VIEW int_events_enriched AS
 SELECT
   event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
@@ -136,11 +137,15 @@ SELECT
   enrichment[4] AS country,
   enrichment[5] AS vertical,
   NULLIF(enrichment[6], '') AS invalid_reason,
-  CONCAT_WS('|', ad_id, user_id, event_type, CAST(event_time - MOD(event_time, CASE event_type
-    WHEN 'impression' THEN 60000
-    WHEN 'click' THEN 60000
-    WHEN 'conversion' THEN 3600000
-  END) AS STRING)) AS billing_key,
+  CONCAT_WS('|',
+    REPLACE(REPLACE(ad_id, '\', '\\'), '|', '\|'),
+    REPLACE(REPLACE(user_id, '\', '\\'), '|', '\|'),
+    event_type,
+    CAST(event_time - MOD(event_time, CASE event_type
+      WHEN 'impression' THEN 60000
+      WHEN 'click' THEN 60000
+      WHEN 'conversion' THEN 3600000
+    END) AS STRING)) AS billing_key,
   -- A fresh arrival-time attribute for the billing dedup (the first one is consumed by the
   -- exact dedup, which must not pass it on to stay a deduplication); macros/modes.sql.
   TO_TIMESTAMP_LTZ(kafka_offset, 3) AS proc_time,
@@ -232,7 +237,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5b11cddbf0c2' AS pipeline_version,
+  '0.1.0+sql.c3c3be72ace4' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
