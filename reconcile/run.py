@@ -35,7 +35,7 @@ GRAINS = {"minute": (MINUTE_FINAL, "ad-minute", 60_000), "hour": ("ad_hour", "ad
           "day": ("ad_day", "ad-day", DAY_MS)}
 
 LEDGER = "_RECONCILED.jsonl"  # at the archive root: one line per reconcile pass
-_COLUMNS = (*diff.KEY, *diff.DESCRIPTIVE, *MEASURES, "version")
+_COLUMNS = tuple(dict.fromkeys((*diff.KEY, *diff.DESCRIPTIVE, *MEASURES, "version")))  # each column once
 _LIMIT = 10_000_000
 
 

@@ -199,7 +199,8 @@ FROM int_events_billable;
 
 -- int_ad_minute: raw and billable measures per ad, country and device in 1-minute event-time
 -- windows, emitted once when the watermark passes the window end.
--- Grain: (minute, ad_id, country, device_type). Input: int_event_measures.
+-- Grain: (minute, ad_id, country, device_type, campaign_id, advertiser_id, vertical).
+-- Input: int_event_measures.
 -- minute_time (the window's rowtime) lets hour windows, sliding windows and Top-N cascade from it.
 
 CREATE TEMPORARY VIEW int_ad_minute AS
@@ -226,7 +227,8 @@ GROUP BY window_start, window_end, window_time,
 -- mart_ad_minute: final-tier minute aggregates per ad, country and device: impressions, clicks,
 -- conversions, invalid traffic, billable counts, spend and conversion value (CTR = clicks /
 -- impressions, billable or raw). Emitted once per window after the watermark; exactly-once.
--- Grain: (window_start_ms, ad_id, country, device_type). Input: int_ad_minute.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the sink's record key and Pinot's primary key. Input: int_ad_minute.
 
 CREATE TEMPORARY VIEW mart_ad_minute AS
 SELECT
@@ -237,13 +239,14 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.c3c3be72ace4' AS pipeline_version,
+  '0.1.0+sql.bf17f699d5dd' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
 -- snk_backfill_ad_minute: the batch recomputation of mart_ad_minute, as Parquet files in the
 -- backfill's output folder, read by `adagg reconcile`. Grain: (window_start_ms, ad_id, country,
--- device_type), the same columns as snk_ad_minute. Input: mart_ad_minute (the shared SQL).
+-- device_type, campaign_id, advertiser_id, vertical), the same columns as snk_ad_minute.
+-- Input: mart_ad_minute (the shared SQL).
 CREATE TABLE snk_backfill_ad_minute (
   window_start_ms BIGINT,
   window_end_ms BIGINT,

@@ -240,7 +240,8 @@ FROM int_events_billable;
 
 -- int_ad_minute: raw and billable measures per ad, country and device in 1-minute event-time
 -- windows, emitted once when the watermark passes the window end.
--- Grain: (minute, ad_id, country, device_type). Input: int_event_measures.
+-- Grain: (minute, ad_id, country, device_type, campaign_id, advertiser_id, vertical).
+-- Input: int_event_measures.
 -- minute_time (the window's rowtime) lets hour windows, sliding windows and Top-N cascade from it.
 
 CREATE TEMPORARY VIEW int_ad_minute AS
@@ -265,7 +266,8 @@ GROUP BY window_start, window_end, window_time,
   ad_id, campaign_id, advertiser_id, vertical, country, device_type;
 
 -- int_ad_hour: int_ad_minute rolled up into 1-hour windows (UTC), emitted once per window.
--- Grain: (hour, ad_id, country, device_type). Input: int_ad_minute.
+-- Grain: (hour, ad_id, country, device_type, campaign_id, advertiser_id, vertical).
+-- Input: int_ad_minute.
 
 CREATE TEMPORARY VIEW int_ad_hour AS
 SELECT
@@ -306,7 +308,8 @@ FROM TABLE(
 GROUP BY window_start, window_end, GROUPING SETS ((ad_id), (ad_id, country));
 
 -- mart_ad_day: final-tier daily roll-up (UTC days), emitted once the watermark passes the day.
--- Grain: (window_start_ms, ad_id, country, device_type). Input: int_ad_hour.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the sink's record key and Pinot's primary key. Input: int_ad_hour.
 
 CREATE TEMPORARY VIEW mart_ad_day AS
 SELECT
@@ -324,7 +327,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.c3c3be72ace4' AS pipeline_version,
+  '0.1.0+sql.bf17f699d5dd' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -333,8 +336,10 @@ GROUP BY window_start, window_end,
   ad_id, campaign_id, advertiser_id, vertical, country, device_type;
 
 -- snk_ad_day: topic `<outputs.prefix>ad-day`, read by the Pinot table ad_day.
--- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
--- the record key. Input: mart_ad_day.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the GROUP BY of its view: the Pinot primary key, which is also the record key (an ad seen with
+-- two campaigns in one window has two rows, and a shorter key would keep only one).
+-- Input: mart_ad_day.
 -- Exactly-once: visible to read_committed consumers at checkpoint.
 
 CREATE TABLE snk_ad_day (
@@ -365,7 +370,7 @@ CREATE TABLE snk_ad_day (
   'properties.bootstrap.servers' = 'kafka.dev.adagg.internal:9092',
   'properties.security.protocol' = 'PLAINTEXT',
   'key.format' = 'json',
-  'key.fields' = 'window_start_ms;ad_id;country;device_type',
+  'key.fields' = 'window_start_ms;ad_id;country;device_type;campaign_id;advertiser_id;vertical',
   'value.format' = 'json',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
@@ -374,7 +379,8 @@ CREATE TABLE snk_ad_day (
 );
 
 -- mart_ad_hour: final-tier hourly roll-up of mart_ad_minute's measures (UTC hours).
--- Grain: (window_start_ms, ad_id, country, device_type). Input: int_ad_hour.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the sink's record key and Pinot's primary key. Input: int_ad_hour.
 
 CREATE TEMPORARY VIEW mart_ad_hour AS
 SELECT
@@ -385,13 +391,15 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.c3c3be72ace4' AS pipeline_version,
+  '0.1.0+sql.bf17f699d5dd' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
 -- snk_ad_hour: topic `<outputs.prefix>ad-hour`, read by the Pinot table ad_hour.
--- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
--- the record key. Input: mart_ad_hour.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the GROUP BY of its view: the Pinot primary key, which is also the record key (an ad seen with
+-- two campaigns in one window has two rows, and a shorter key would keep only one).
+-- Input: mart_ad_hour.
 -- Exactly-once: visible to read_committed consumers at checkpoint.
 
 CREATE TABLE snk_ad_hour (
@@ -422,7 +430,7 @@ CREATE TABLE snk_ad_hour (
   'properties.bootstrap.servers' = 'kafka.dev.adagg.internal:9092',
   'properties.security.protocol' = 'PLAINTEXT',
   'key.format' = 'json',
-  'key.fields' = 'window_start_ms;ad_id;country;device_type',
+  'key.fields' = 'window_start_ms;ad_id;country;device_type;campaign_id;advertiser_id;vertical',
   'value.format' = 'json',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
@@ -433,7 +441,8 @@ CREATE TABLE snk_ad_hour (
 -- mart_ad_minute: final-tier minute aggregates per ad, country and device: impressions, clicks,
 -- conversions, invalid traffic, billable counts, spend and conversion value (CTR = clicks /
 -- impressions, billable or raw). Emitted once per window after the watermark; exactly-once.
--- Grain: (window_start_ms, ad_id, country, device_type). Input: int_ad_minute.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the sink's record key and Pinot's primary key. Input: int_ad_minute.
 
 CREATE TEMPORARY VIEW mart_ad_minute AS
 SELECT
@@ -444,13 +453,15 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.c3c3be72ace4' AS pipeline_version,
+  '0.1.0+sql.bf17f699d5dd' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
 -- snk_ad_minute: topic `<outputs.prefix>ad-minute`, read by the Pinot table ad_minute.
--- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
--- the record key. Input: mart_ad_minute.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the GROUP BY of its view: the Pinot primary key, which is also the record key (an ad seen with
+-- two campaigns in one window has two rows, and a shorter key would keep only one).
+-- Input: mart_ad_minute.
 -- Exactly-once: visible to read_committed consumers at checkpoint.
 
 CREATE TABLE snk_ad_minute (
@@ -481,7 +492,7 @@ CREATE TABLE snk_ad_minute (
   'properties.bootstrap.servers' = 'kafka.dev.adagg.internal:9092',
   'properties.security.protocol' = 'PLAINTEXT',
   'key.format' = 'json',
-  'key.fields' = 'window_start_ms;ad_id;country;device_type',
+  'key.fields' = 'window_start_ms;ad_id;country;device_type;campaign_id;advertiser_id;vertical',
   'value.format' = 'json',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
@@ -492,7 +503,8 @@ CREATE TABLE snk_ad_minute (
 -- mart_ad_minute_live: live-tier minute aggregates: the same measures as mart_ad_minute,
 -- updated within seconds as events arrive (a changelog that upserts by key), for open windows
 -- too. Provisional: a minute's live row converges to its final row once the window closes.
--- Grain: (window_start_ms, ad_id, country, device_type). Input: int_event_measures.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the sink's record key and Pinot's primary key. Input: int_event_measures.
 
 CREATE TEMPORARY VIEW mart_ad_minute_live AS
 SELECT
@@ -510,15 +522,17 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.c3c3be72ace4' AS pipeline_version,
+  '0.1.0+sql.bf17f699d5dd' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
   ad_id, campaign_id, advertiser_id, vertical, country, device_type;
 
 -- snk_ad_minute_live: topic `<outputs.prefix>ad-minute-live`, read by the Pinot table ad_minute_live.
--- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
--- the record key. Input: mart_ad_minute_live.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the GROUP BY of its view: the Pinot primary key, which is also the record key (an ad seen with
+-- two campaigns in one window has two rows, and a shorter key would keep only one).
+-- Input: mart_ad_minute_live.
 -- Upsert changelog, at least once: a key's last record is its current value.
 
 CREATE TABLE snk_ad_minute_live (
@@ -543,7 +557,7 @@ CREATE TABLE snk_ad_minute_live (
   version BIGINT,
   pipeline_version STRING,
   computed_at_ms BIGINT,
-  PRIMARY KEY (window_start_ms, ad_id, country, device_type) NOT ENFORCED
+  PRIMARY KEY (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
   'topic' = 'dev.ad-agg.ad-minute-live',
@@ -571,7 +585,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.c3c3be72ace4' AS pipeline_version,
+  '0.1.0+sql.bf17f699d5dd' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -676,7 +690,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.c3c3be72ace4' AS pipeline_version,
+  '0.1.0+sql.bf17f699d5dd' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -731,7 +745,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.c3c3be72ace4' AS pipeline_version,
+  '0.1.0+sql.bf17f699d5dd' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
