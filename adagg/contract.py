@@ -49,6 +49,12 @@ def validate(event: object) -> list[str]:
     return [f"{'.'.join(map(str, e.path)) or 'event'}: {e.message}" for e in errors]
 
 
+def max_length(field: str) -> int:
+    """A string field's maximum length in code points, in the newest contract version (a new version
+    may not change it: the evolution rule)."""
+    return schema(max(versions()))["properties"][field]["maxLength"]
+
+
 def bucket_start(event_time_ms: int, bucket_ms: int) -> int:
     return event_time_ms - event_time_ms % bucket_ms
 

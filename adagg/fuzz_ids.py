@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import random
 
-from adagg.contract import schema, versions
+from adagg.contract import max_length
 
 # The id fields of the contract, and their maximum lengths in code points (its maxLength).
 ID_FIELDS = ("event_id", "ad_id", "campaign_id", "advertiser_id", "user_id")
-MAX_LENGTH = {name: schema(max(versions()))["properties"][name]["maxLength"] for name in ID_FIELDS}
+MAX_LENGTH = {name: max_length(name) for name in ID_FIELDS}
 
 SEPARATOR = "|"  # of the billing key (adagg.contract.key_part)
 ESCAPE = "\\"
