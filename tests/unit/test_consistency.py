@@ -240,3 +240,25 @@ def test_every_sink_key_is_its_views_grain_and_the_pinot_primary_key(env_name):
     # their table is append-only, so every delivery stays a row.
     assert sinks["snk_late_events"]["key"] == ["event_id"]
     assert "upsertConfig" not in by_topic[sinks["snk_late_events"]["options"]["topic"]].table_config
+
+
+def test_ids_and_the_billing_key_fit_pinots_string_limit():
+    """Pinot 0.11 cuts a string longer than its column's maxLength (512 UTF-16 units unless the
+    schema says otherwise) on ingestion: the longest id and billing key the contract allows fit."""
+    from adagg.contract import billing_key_of, max_length
+
+    def units(text: str) -> int:
+        return len(text.encode("utf-16-le")) // 2
+
+    astral = "\U0001F680"
+    longest = {name: astral * max_length(name) for name in ("event_id", "ad_id", "campaign_id", "advertiser_id",
+                                                            "user_id")}
+    key = billing_key_of("|" * max_length("ad_id"), "|" * max_length("user_id"), "conversion", 2**53,
+                         {"conversion": 1})
+    for spec in tables(envs.load("local")):
+        for field in spec.schema["dimensionFieldSpecs"]:
+            limit = field.get("maxLength", 512)
+            if field["name"] in longest:
+                assert units(longest[field["name"]]) <= limit, (spec.name, field["name"])
+            if field["name"] == "billing_key":
+                assert units(key) <= limit, (spec.name, units(key))
