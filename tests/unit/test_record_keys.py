@@ -47,3 +47,19 @@ def test_corrections_are_keyed_in_the_sinks_key_order():
     sinks = sink_tables(render("local"))
     for table in ("snk_ad_minute", "snk_ad_hour", "snk_ad_day"):
         assert sinks[table]["key"] == list(diff.KEY), table
+
+
+def test_verify_holds_every_records_kafka_key_to_its_row():
+    """adagg.verify compares each output record's Kafka key with flink_json_key of its key
+    columns, so the e2e tier checks these bytes against what Flink wrote to real topics."""
+    from adagg.verify import _compare
+
+    cols = ("window_start_ms", "ad_id")
+    row = {"window_start_ms": 60_000, "ad_id": "🚀|\x1f", "clicks": 1}
+    good = flink_json_key({"window_start_ms": 60_000, "ad_id": "🚀|\x1f"})
+    expected = {(60_000, "🚀|\x1f"): {"clicks": 1}}
+    assert _compare("t", expected, [(good, row)], cols, False).exact
+    python_json = json.dumps({"window_start_ms": 60_000, "ad_id": "🚀|\x1f"}, separators=(",", ":")).encode()
+    wrong = _compare("t", expected, [(python_json, row)], cols, False)
+    assert not wrong.exact and wrong.miskeyed == [((60_000, "🚀|\x1f"), python_json)]
+    assert "1 miskeyed" in wrong.summary()
