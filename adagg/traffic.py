@@ -371,8 +371,8 @@ class _Generator:
         under a plain '|' join."""
         rng = self.ids_rng
         if room >= 2 and rng.random() < _TWIN_SHARE and enrich(event, self.cfg.bucket_ms)["invalid_reason"] is None:
-            (ad, user), (twin_ad, twin_user) = fuzz_ids.separator_twins(event["ad_id"], event["user_id"],
-                                                                        f"t{rng.randrange(10**6)}")
+            (_, user), (twin_ad, twin_user) = fuzz_ids.separator_twins(event["ad_id"], event["user_id"],
+                                                                       f"t{rng.randrange(10**6)}")
             event = {**event, "user_id": user}
             return [event, {**event, "event_id": self._event_id(), "ad_id": twin_ad, "user_id": twin_user}]
         return [fuzz_ids.fuzz_fields(rng, event)]
