@@ -450,6 +450,10 @@ ODD_INPUTS = [
     (cat.USER_AGENTS[2].user_agent, "2001:db8::1", "camp-9999"),
     (cat.USER_AGENTS[2].user_agent, "not an ip", "camp-0001"),
     (cat.USER_AGENTS[3].user_agent, str(ipaddress.ip_network(cat.BLOCKED_NETWORKS[0])[3]), "camp-0003"),
+    # Fuzzed ids (adagg/fuzz_ids.py): astral, CJK, right-to-left text and quotes, in the campaign and the agent.
+    (cat.USER_AGENTS[0].user_agent, "23.32.0.5", "camp-0001\U0001F680"),
+    (cat.USER_AGENTS[0].user_agent + " \U0001F680\u5e7f'\"", "23.32.0.5", "\U0001F680" * 64),
+    ("\U0001F680" * 300, "23.32.0.5", "\u00e9\u5e7f-\u05e2\u05d1|\\"),
     *[(agent.user_agent, str(ipaddress.ip_network(network)[9]), f"camp-{i:04d}")
       for i, (agent, network) in enumerate(zip(cat.USER_AGENTS, list(cat.COUNTRY_NETWORKS.values()) * 9))],
 ]
