@@ -49,6 +49,12 @@ def validate(event: object) -> list[str]:
     return [f"{'.'.join(map(str, e.path)) or 'event'}: {e.message}" for e in errors]
 
 
+def max_length(field: str) -> int:
+    """A string field's maximum length in code points, in the newest contract version (a new version
+    may not change it: the evolution rule)."""
+    return schema(max(versions()))["properties"][field]["maxLength"]
+
+
 def bucket_start(event_time_ms: int, bucket_ms: int) -> int:
     return event_time_ms - event_time_ms % bucket_ms
 
@@ -56,12 +62,26 @@ def bucket_start(event_time_ms: int, bucket_ms: int) -> int:
 def billing_key(event: dict, bucket_ms_by_type: dict[str, int]) -> str:
     """ad_id|user_id|event_type|bucket start ms: a user's repeats on an ad in one bucket bill once.
 
-    The streaming SQL computes the same string (sql/views/int_events_enriched.sql); the raw topic
-    is keyed by it, so every event of one billing key lands in one partition, in order.
+    The streaming SQL computes the same string (sql/macros/keys.sql billing_key, used by
+    sql/views/int_events_enriched.sql); the raw topic is keyed by it, so every event of one billing
+    key lands in one partition, in order.
     """
     return billing_key_of(event["ad_id"], event["user_id"], event["event_type"], event["event_time"],
                           bucket_ms_by_type)
 
 
 def billing_key_of(ad_id: str, user_id: str, event_type: str, event_time: int, bucket_ms_by_type: dict[str, int]) -> str:
-    return f"{ad_id}|{user_id}|{event_type}|{bucket_start(event_time, bucket_ms_by_type[event_type])}"
+    # event_type is one of EVENT_TYPES and the bucket is digits: neither can hold '|' or '\'.
+    return (f"{key_part(ad_id)}|{key_part(user_id)}|{event_type}|"
+            f"{bucket_start(event_time, bucket_ms_by_type[event_type])}")
+
+
+def key_part(value: str) -> str:
+    r"""One id inside a '|'-joined key: '\' becomes '\\', then '|' becomes '\|'.
+
+    Every '|' left unescaped is then a separator, so the key reads back into its parts and two
+    different id tuples never share a key, whatever the ids hold (a plain join gave ('a|b', 'c')
+    and ('a', 'b|c') one key). Ordinary ids, with neither character, are unchanged.
+    sql/macros/keys.sql key_part is the same in SQL.
+    """
+    return value.replace("\\", "\\\\").replace("|", "\\|")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 from adagg import env as envs
-from adagg.oracle import COUNT_COLUMNS
+from adagg.oracle import AGG_KEY, COUNT_COLUMNS
 from adagg.traffic import WINDOW_MS, Oracle, Traffic, generate
 from adagg.verify import wait_for_outputs
 
 MINUTE_COLUMNS = ("window_end_ms", "campaign_id", "advertiser_id", "vertical") + COUNT_COLUMNS
 MINUTE_SQL = (
-    "SELECT window_start_ms, ad_id, country, device_type, " + ", ".join(MINUTE_COLUMNS) +
+    "SELECT " + ", ".join(dict.fromkeys(AGG_KEY + MINUTE_COLUMNS)) +
     " FROM ad_minute WHERE window_start_ms >= %(since)s LIMIT 10000000"
 )
 # Aliases differ from the column names: Pinot 0.11 resolves ORDER BY SUM(x) to an alias named x.
@@ -74,7 +74,7 @@ def pinot_minute(env, since_ms: int = 0) -> dict[tuple, dict]:
     from adagg.pinot import query
 
     rows = query(env, MINUTE_SQL, {"since": since_ms})
-    return {(int(r["window_start_ms"]), r["ad_id"], r["country"], r["device_type"]):
+    return {(int(r["window_start_ms"]), *(r[c] for c in AGG_KEY[1:])):
             {c: (r[c] if isinstance(r[c], str) else int(r[c])) for c in MINUTE_COLUMNS} for r in rows}
 
 

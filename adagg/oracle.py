@@ -41,8 +41,13 @@ COUNT_COLUMNS = ("impressions", "clicks", "conversions", "invalid_events", "bill
 SLIDING_COLUMNS = ("impressions", "clicks", "billable_impressions", "billable_clicks", "spend_micros")
 # event_type -> its count column.
 TYPE_COLUMN = {"impression": "impressions", "click": "clicks", "conversion": "conversions"}
-# Key columns of every table, in key order; the other columns of a JSON row are the value dict.
-AGG_KEY = ("window_start_ms", "ad_id", "country", "device_type")
+# Key columns of every table, in key order: each table's grain, as its Flink sink keys its
+# records and Pinot keys its rows. The other columns of a JSON row are the value dict.
+# An ad's campaign, advertiser and vertical are part of the grain: an ad that shows up with two
+# campaigns in one window has two rows (issue 20, defect 3). They come after the first four, so
+# that k[0]..k[3] stay window, ad, country and device, and they stay in the row's values too.
+DESCRIPTIVE_KEY = ("campaign_id", "advertiser_id", "vertical")
+AGG_KEY = ("window_start_ms", "ad_id", "country", "device_type", *DESCRIPTIVE_KEY)
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "minute": AGG_KEY, "minute_live": AGG_KEY, "hour": AGG_KEY, "day": AGG_KEY,
     "sliding": ("window_start_ms", "ad_id"),
@@ -51,7 +56,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "reconciled": AGG_KEY,
 }
 
-AggKey = tuple[int, str, str, str]
+AggKey = tuple[int, str, str, str, str, str, str]
 Row = dict[str, Any]
 
 
@@ -76,7 +81,7 @@ class Oracle:
         """(ad_id, window_start_ms) -> unique on-time clicks: the final minute table summed over
         country and device (so an ad's closed minute with impressions only is there with 0)."""
         out: dict[tuple[str, int], int] = {}
-        for (start, ad, _, _), row in self.minute.items():
+        for (start, ad, *_), row in self.minute.items():
             out[(ad, start)] = out.get((ad, start), 0) + row["clicks"]
         return out
 
@@ -125,7 +130,8 @@ def _row_to_json(key: Any, value: Row, keys: tuple[str, ...]) -> Row:
 
 def _row_from_json(row: Row, keys: tuple[str, ...]) -> tuple[Any, Row]:
     key = tuple(row[k] for k in keys)
-    return (key if len(keys) > 1 else key[0]), {k: v for k, v in row.items() if k not in keys}
+    value = {k: v for k, v in row.items() if k not in keys or k in DESCRIPTIVE_KEY}
+    return (key if len(keys) > 1 else key[0]), value
 
 
 # ---- enrichment (ground truth from the catalog) ----
@@ -270,15 +276,16 @@ def _billable(on_time: list[Row], labels: dict[str, Row]) -> set[str]:
 
 
 def _aggregate(on_time: list[Row], labels: dict[str, Row], billable: set[str]) -> dict[AggKey, Row]:
-    """Tumbling epoch-aligned minutes per (start, ad, country, device): every minute with an event."""
+    """Tumbling epoch-aligned minutes per (start, ad, country, device, campaign, advertiser,
+    vertical): every minute with an event."""
     rows: dict[AggKey, Row] = {}
     for ev in on_time:
         lab = labels[ev["event_id"]]
         start = ev["event_time"] - ev["event_time"] % WINDOW_MS
-        key = (start, ev["ad_id"], lab["country"], lab["device_type"])
+        key = (start, ev["ad_id"], lab["country"], lab["device_type"], ev["campaign_id"], ev["advertiser_id"],
+               lab["vertical"])
         row = rows.get(key)
         if row is None:
-            # campaign, advertiser and vertical depend on the ad only: take them from its first event.
             row = rows[key] = {"window_end_ms": start + WINDOW_MS, "campaign_id": ev["campaign_id"],
                                "advertiser_id": ev["advertiser_id"], "vertical": lab["vertical"],
                                **dict.fromkeys(COUNT_COLUMNS, 0)}
@@ -295,11 +302,11 @@ def _aggregate(on_time: list[Row], labels: dict[str, Row], billable: set[str]) -
 def _roll_up(minute_live: dict[AggKey, Row], size_ms: int) -> dict[AggKey, Row]:
     """Epoch-aligned windows of size_ms (hour, day: multiples of a minute) as sums of minute rows."""
     rows: dict[AggKey, Row] = {}
-    for (minute, ad, country, device), m in minute_live.items():
+    for (minute, *rest), m in minute_live.items():
         start = minute - minute % size_ms
-        row = rows.get((start, ad, country, device))
+        row = rows.get((start, *rest))
         if row is None:
-            rows[(start, ad, country, device)] = {**m, "window_end_ms": start + size_ms}
+            rows[(start, *rest)] = {**m, "window_end_ms": start + size_ms}
         else:
             for c in COUNT_COLUMNS:
                 row[c] += m[c]
@@ -315,7 +322,7 @@ def _closed(rows: dict[Any, Row], final_wm: int) -> dict[Any, Row]:
 def _sliding(minute_live: dict[AggKey, Row], final_wm: int) -> dict[tuple[int, str], Row]:
     """Closed 5-minute HOP windows per ad, as sums of the ad's minute rows (closed or not) inside."""
     per_minute: dict[tuple[int, str], Row] = {}
-    for (start, ad, _, _), row in minute_live.items():
+    for (start, ad, *_), row in minute_live.items():
         acc = per_minute.setdefault((start, ad), dict.fromkeys(SLIDING_COLUMNS, 0))
         for c in SLIDING_COLUMNS:
             acc[c] += row[c]
@@ -335,7 +342,7 @@ def _sliding(minute_live: dict[AggKey, Row], final_wm: int) -> dict[tuple[int, s
 def _top(minute: dict[AggKey, Row]) -> dict[tuple[int, str, int], Row]:
     """Ranks 1..TOP_N per closed minute and scope ('ALL', or one country) by billable clicks, then ad_id."""
     totals: dict[tuple[int, str], dict[str, list[int]]] = {}  # (start, scope) -> ad -> [billable, clicks, impr]
-    for (start, ad, country, _), row in minute.items():
+    for (start, ad, country, *_), row in minute.items():
         for scope in (SCOPE_ALL, country):
             t = totals.setdefault((start, scope), {}).setdefault(ad, [0, 0, 0])
             t[0] += row["billable_clicks"]

@@ -95,7 +95,7 @@ def _differs(existing: dict, wanted: dict) -> bool:
 
 
 def query(env, sql: str, params: dict | None = None) -> list[dict]:
-    """Run SQL on the broker with bound parameters (pinotdb escapes them); rows as dicts."""
+    """Run SQL on the broker with bound parameters (serving.runner.bind); rows as dicts."""
     from serving.runner import PinotRunner
 
     runner = PinotRunner(env.pinot.broker_url)

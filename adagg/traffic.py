@@ -2,7 +2,11 @@
 
 Events are full contract events (v1 or v2): impressions, clicks and conversions with bot agents,
 blocked and unknown IPs, exact duplicates (same event_id) and billing retries (new event_id, same
-billing key). The Kafka key of every send is its billing key, as the collector would key it.
+billing key). A small seeded share has fuzzed ids (adagg/fuzz_ids.py: the billing key's separator,
+backslashes, CHR(31), quotes, non-ASCII text, maximum lengths), among them pairs of valid events
+whose ids a plain '|' join would give one billing key; another small share shows an ad with a
+second campaign and advertiser (a campaign switch), so that an ad has two rows in a window.
+The Kafka key of every send is its billing key, as the collector would key it.
 The oracle (adagg.oracle, re-exported here) computes every output of the streaming job from the sends.
 
 The job splits late rows by watermark (max event time - bound - 1 ms, min over partitions) before
@@ -33,6 +37,7 @@ from typing import Any
 
 from kafka.partitioner.default import murmur2
 
+from adagg import fuzz_ids
 from adagg import traffic_catalog as cat
 from adagg.contract import EVENT_TYPES, billing_key, bucket_start
 from adagg.oracle import BUCKET_MS, DAY_MS, WINDOW_MS, Oracle, derive_oracle, enrich
@@ -60,6 +65,8 @@ _REFERRER_DOMAINS = ("news.example.com", "sports.example.net", "recipes.example.
                      "travel.example.com", "games.example.net")
 _COST_MICROS = {"impression": (500, 5000), "click": (100_000, 2_000_000), "conversion": (0, 0)}
 _CONVERSION_VALUE_MICROS = (1_000_000, 100_000_000)
+# Of the fuzzed events with room for two, the share sent as separator twins (fuzz_ids.separator_twins).
+_TWIN_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,8 @@ class _Config:
     blocked_ip_rate: float
     unknown_ip_rate: float
     v2_rate: float
+    fuzz_rate: float
+    campaign_switch_rate: float
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
@@ -120,18 +129,22 @@ def generate(
     blocked_ip_rate: float = 0.03,
     unknown_ip_rate: float = 0.01,
     v2_rate: float = 0.3,
+    fuzz_rate: float = 0.01,
+    campaign_switch_rate: float = 0.01,
     close_day: bool = False,
 ) -> Traffic:
     """Build three phases of sends and their oracle.
 
-    `events` counts original non-fence events (on-time + late); fences (one per partition per
-    phase), duplicate re-sends and billing retries come on top. With close_day the close fence goes
+    `events` counts original non-fence events (on-time + late, separator twins included); fences
+    (one per partition per phase), duplicate re-sends and billing retries come on top. fuzz_rate
+    is the share of events with fuzzed ids, campaign_switch_rate the share whose ad shows up with
+    another campaign (cat.switched_campaign). With close_day the close fence goes
     past the next UTC day boundary, so that every hour and day window closes too. Raises ValueError
     on bad arguments, or if any send it built is not clearly on-time or clearly late.
     """
     cfg = _Config(seed, ads, partitions, start_ms, bound_ms, events_per_second, duplicate_rate,
                   out_of_order_rate, dict(bucket_ms), dict(type_weights), hot_ad_share, retry_rate,
-                  bot_rate, blocked_ip_rate, unknown_ip_rate, v2_rate)
+                  bot_rate, blocked_ip_rate, unknown_ip_rate, v2_rate, fuzz_rate, campaign_switch_rate)
     _validate(cfg, events, late_rate, late_margin_ms)
     gen = _Generator(cfg)
 
@@ -140,8 +153,9 @@ def generate(
     late_phase_on_time = events - late_count - main_count
 
     # Phase 1: main.
-    for _ in range(main_count):
-        gen.on_time_event()
+    made = 0
+    while made < main_count:
+        made += gen.on_time_event(room=main_count - made)
     gen.end_phase("main")
     fence1 = gen.max_ts
 
@@ -183,7 +197,8 @@ def _validate(cfg: _Config, events: int, late_rate: float, late_margin_ms: int) 
     if not cfg.events_per_second > 0:
         raise ValueError(f"events_per_second must be > 0, got {cfg.events_per_second}")
     for name, r in [("duplicate_rate", cfg.duplicate_rate), ("out_of_order_rate", cfg.out_of_order_rate),
-                    ("late_rate", late_rate), ("retry_rate", cfg.retry_rate)]:
+                    ("late_rate", late_rate), ("retry_rate", cfg.retry_rate), ("fuzz_rate", cfg.fuzz_rate),
+                    ("campaign_switch_rate", cfg.campaign_switch_rate)]:
         if not 0 <= r < 1:
             raise ValueError(f"{name} must be in [0, 1), got {r}")
     for name, r in [("hot_ad_share", cfg.hot_ad_share), ("bot_rate", cfg.bot_rate),
@@ -222,6 +237,9 @@ class _Generator:
     def __init__(self, cfg: _Config) -> None:
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
+        # Fuzzing and campaign switches draw from their own stream, so the rest of the traffic of
+        # a seed stays what it was.
+        self.ids_rng = random.Random(f"{cfg.seed}:ids")
         width = max(4, len(str(cfg.ads)))
         self.ad_ids = [f"ad-{i:0{width}d}" for i in range(1, cfg.ads + 1)]
         # Zipf-like popularity (weight 1/rank) over the ads after the hot one, so the top ads stand out.
@@ -276,13 +294,15 @@ class _Generator:
         etype = "impression" if fence else self.types.draw(rng)
         idx = self._ad_index()
         campaign = idx // 3 + 1
+        if not fence and self.ids_rng.random() < self.cfg.campaign_switch_rate:
+            campaign = cat.switched_campaign(campaign, self.ids_rng)
         event: dict[str, Any] = {
             "schema_version": 1,
             "event_id": self._event_id(),
             "event_type": etype,
             "event_time": ts,
             "ad_id": self.ad_ids[idx],
-            # Campaign/advertiser are fixed per ad, so they can be joined from a dimension table.
+            # Campaign/advertiser are fixed per ad, but for campaign switches.
             "campaign_id": cat.campaign_id(campaign),
             "advertiser_id": cat.advertiser_id(campaign),
             "user_id": fence_user or f"user-{rng.randrange(1, _USERS):05d}",
@@ -345,17 +365,37 @@ class _Generator:
                 keep.append((due, send, ts, late))
         self.pending = keep
 
-    def _new(self, ts: int, late: bool) -> None:
+    def _fuzzed(self, event: dict[str, Any], room: int) -> list[dict[str, Any]]:
+        """The event with fuzzed ids, or, for a valid event with room for two, the event and its
+        separator twin: same type and time, a new event_id, both billable, and one billing key
+        under a plain '|' join."""
+        rng = self.ids_rng
+        if room >= 2 and rng.random() < _TWIN_SHARE and enrich(event, self.cfg.bucket_ms)["invalid_reason"] is None:
+            (_, user), (twin_ad, twin_user) = fuzz_ids.separator_twins(event["ad_id"], event["user_id"],
+                                                                       f"t{rng.randrange(10**6)}")
+            event = {**event, "user_id": user}
+            return [event, {**event, "event_id": self._event_id(), "ad_id": twin_ad, "user_id": twin_user}]
+        return [fuzz_ids.fuzz_fields(rng, event)]
+
+    def _new(self, ts: int, late: bool, room: int = 1) -> int:
+        """A new event (with its duplicate and retry, if drawn); returns how many new events it
+        made: 2 for separator twins, else 1."""
         event = self._event(ts)
+        events = self._fuzzed(event, room) if self.ids_rng.random() < self.cfg.fuzz_rate else [event]
+        event = events[0]
         send = self._send(event)
         self._emit(send, ts)
+        for twin in events[1:]:  # right after its twin, at the same time: as clearly on time
+            self._emit(self._send(twin), ts)
         if self.rng.random() < self.cfg.duplicate_rate:
             self._later(send, ts, late)
         if self.rng.random() < self.cfg.retry_rate:
             retry = self._retry(event, late)
             self._later(self._send(retry), retry["event_time"], late)
+        return len(events)
 
-    def on_time_event(self) -> None:
+    def on_time_event(self, room: int = 1) -> int:
+        """One new on-time event (two for separator twins, when room allows); returns how many."""
         # Flush first: a retry may move the max ahead, and the out-of-order pull-back is relative to it.
         self._flush_due()
         if self.any_sent and self.rng.random() < self.cfg.out_of_order_rate:
@@ -363,7 +403,7 @@ class _Generator:
             ts = max(self.cfg.start_ms, self.max_ts - self.rng.randint(1, self.cfg.bound_ms - 1001))
         else:
             ts = self.max_ts + round(self.rng.expovariate(self.cfg.events_per_second) * 1000)
-        self._new(ts, late=False)
+        return self._new(ts, late=False, room=room)
 
     def late_event(self, ts: int) -> None:
         self._flush_due()

@@ -85,12 +85,20 @@ def advertiser_id(campaign_number: int) -> str:
     return f"adv-{(campaign_number - 1) // 4 + 1:03d}"
 
 
+def switched_campaign(campaign_number: int, rng) -> int:
+    """The campaign an ad shows up with in a campaign switch: the next one (the same advertiser
+    but for every fourth) or the one four on (another advertiser), wrapping inside the table, so
+    that the vertical changes too."""
+    return (campaign_number - 1 + rng.choice((1, 4))) % CAMPAIGNS + 1
+
+
+# Every id of the shipped campaign table, and its number.
+_CAMPAIGN_NUMBERS = {campaign_id(n): n for n in range(1, CAMPAIGNS + 1)}
+
+
 def campaign_vertical(campaign: str) -> str:
-    """The vertical the shipped dimension table gives a campaign id; 'unknown' outside it."""
-    try:
-        n = int(campaign.removeprefix("camp-"))
-    except ValueError:
-        return UNKNOWN_VERTICAL
-    if not campaign.startswith("camp-") or not 1 <= n <= CAMPAIGNS:
-        return UNKNOWN_VERTICAL
-    return VERTICALS[(n - 1) % len(VERTICALS)]
+    """The vertical the shipped dimension table gives a campaign id; 'unknown' for any id that is
+    not exactly one of the table's. A lookup, as the UDF does: int() would read a number out of
+    'camp-1', 'camp-0001 ' or 'camp-\u0661' (an Arabic digit), which the table does not hold."""
+    n = _CAMPAIGN_NUMBERS.get(campaign)
+    return UNKNOWN_VERTICAL if n is None else VERTICALS[(n - 1) % len(VERTICALS)]

@@ -3,16 +3,18 @@
 Used by the demo, the integration and e2e tests. Each output is compared on the oracle's columns,
 keyed like its Pinot table. Exactly-once outputs must also hold each key once (a re-emitted
 window after a restore would show up twice); the live tier is a changelog, so its last record
-per key counts.
+per key counts. Every record's Kafka key must be its row's key columns as Flink's JSON key format
+writes them (adagg.record_keys), the bytes reconciliation keys its corrections with.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from adagg.kafka_io import read_topic
 from adagg.oracle import TABLE_KEYS, Oracle
+from adagg.record_keys import flink_json_key
 from adagg.sql import output_topic
 
 
@@ -43,26 +45,31 @@ class Comparison:
     unexpected: list  # keys the topic has and the oracle does not
     different: list  # (key, expected, actual) for keys in both
     repeated: list  # keys written more than once to an exactly-once topic
+    miskeyed: list = field(default_factory=list)  # (key, Kafka record key) where the record key is not the row's
 
     @property
     def exact(self) -> bool:
-        return not (self.missing or self.unexpected or self.different or self.repeated)
+        return not (self.missing or self.unexpected or self.different or self.repeated or self.miskeyed)
 
     def summary(self) -> str:
         if self.exact:
             return f"{self.output}: {self.actual_rows} rows, EXACT"
         return (f"{self.output}: {self.actual_rows} rows vs {self.expected_rows} expected; "
                 f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
-                f"{len(self.different)} different, {len(self.repeated)} repeated"
+                f"{len(self.different)} different, {len(self.repeated)} repeated, {len(self.miskeyed)} miskeyed"
                 + (f"; e.g. {self.different[0]}" if self.different else "")
                 + (f"; e.g. missing {self.missing[0]}" if self.missing else ""))
 
 
-def _compare(name: str, expected: dict, records: list[dict], key_cols: tuple[str, ...],
+def _compare(name: str, expected: dict, keyed: list[tuple[bytes | None, dict]], key_cols: tuple[str, ...],
              changelog: bool) -> Comparison:
+    """`keyed`: the topic's (Kafka record key, value) pairs, tombstones left out."""
     def key(row: dict):
         return row[key_cols[0]] if len(key_cols) == 1 else tuple(row[c] for c in key_cols)
 
+    records = [value for _, value in keyed]
+    miskeyed = [(key(value), record_key) for record_key, value in keyed
+                if record_key != flink_json_key({c: value[c] for c in key_cols})]
     keys = Counter(key(r) for r in records)
     latest = {key(r): r for r in records}  # records are in topic order: the last one wins
     different = []
@@ -75,7 +82,7 @@ def _compare(name: str, expected: dict, records: list[dict], key_cols: tuple[str
         output=name, expected_rows=len(expected), actual_rows=len(latest),
         missing=sorted(expected.keys() - latest.keys()), unexpected=sorted(latest.keys() - expected.keys()),
         different=sorted(different, key=lambda d: d[0]),
-        repeated=[] if changelog else sorted(k for k, n in keys.items() if n > 1))
+        repeated=[] if changelog else sorted(k for k, n in keys.items() if n > 1), miskeyed=miskeyed)
 
 
 def compare_outputs(env, oracle: Oracle, since_ms: int | None = None) -> list[Comparison]:
@@ -89,14 +96,14 @@ def compare_outputs(env, oracle: Oracle, since_ms: int | None = None) -> list[Co
 
     results = []
     for out in OUTPUTS:
-        records = [v for _, v in read_topic(env, output_topic(env, out.topic_suffix).name)
+        records = [(k, v) for k, v in read_topic(env, output_topic(env, out.topic_suffix).name)
                    if v is not None and in_range(v)]
         key_cols = TABLE_KEYS[out.oracle_table]
         expected = {k: v for k, v in getattr(oracle, out.oracle_table).items()
                     if since_ms is None or k[key_cols.index("window_start_ms")] >= since_ms}
         results.append(_compare(out.name, expected, records, key_cols, out.changelog))
     run_ids = oracle.enriched.keys() | oracle.late_event_ids
-    enriched = [v for _, v in read_topic(env, env.topics.enriched.name)
+    enriched = [(k, v) for k, v in read_topic(env, env.topics.enriched.name)
                 if since_ms is None or v["event_id"] in run_ids]
     results.append(_compare("events_enriched", oracle.enriched, enriched, ("event_id",), False))
     late = [v for _, v in read_topic(env, env.topics.late.name) if since_ms is None or v["event_id"] in run_ids]

@@ -193,12 +193,12 @@ def pinot_stats(broker_url: str, statements: list) -> list[dict]:
     """Pinot's own cost figures for each statement: 0 entries scanned in the filter means the
     filter was answered by an index (inverted, range or sorted), not by scanning values."""
     import requests
-    from pinotdb.db import escape_parameter
+
+    from serving.runner import bind
 
     out = []
     for sql, bound in statements:
-        bound = dict(bound)
-        literal = re.sub(r"%\((\w+)\)s", lambda m: str(escape_parameter(bound[m[1]])), sql)
+        literal = bind(sql, dict(bound))  # as the API's runner sends it
         body = requests.post(f"{broker_url}/query/sql", json={"sql": literal}, timeout=60).json()
         out.append({"sql": literal[:160], "timeUsedMs": body.get("timeUsedMs"),
                     "numDocsScanned": body.get("numDocsScanned"),

@@ -38,7 +38,7 @@ class Backfill:
     manifests: list[dict]   # the archive manifests it read
     rows_read: int
     seconds: float          # wall time: JVM start, planning and the job
-    windows: dict[tuple, dict]  # the output, read once: {(window_start_ms, ad_id, country, device_type): row}
+    windows: dict[tuple, dict]  # the output, read once: {reconcile.diff.KEY values: row}
     job_seconds: float | None = None  # the Flink job's net runtime, as the streaming figures count it
 
     @property
@@ -171,7 +171,7 @@ def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s
 
 
 def read_rows(output: Path) -> dict[tuple, dict]:
-    """The recomputed minute windows: {(window_start_ms, ad_id, country, device_type): row}."""
+    """The recomputed minute windows: {reconcile.diff.KEY values: row}."""
     import pyarrow.dataset as ds
 
     files = [p for p in output.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))]

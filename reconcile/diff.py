@@ -20,11 +20,13 @@ from dataclasses import dataclass
 
 from serving.queries import MEASURES
 
-KEY = ("window_start_ms", "ad_id", "country", "device_type")
+# The grain of ad_minute, ad_hour and ad_day (their Pinot primary key; adagg.oracle.AGG_KEY): an
+# ad seen with two campaigns in a window has two rows. key[0] and key[1] are window and ad.
+KEY = ("window_start_ms", "ad_id", "country", "device_type", "campaign_id", "advertiser_id", "vertical")
 DESCRIPTIVE = ("window_end_ms", "campaign_id", "advertiser_id", "vertical")
 LATE, UNEXPLAINED = "late_events", "unexplained"
 
-Key = tuple[int, str, str, str]
+Key = tuple[int, str, str, str, str, str, str]
 Row = Mapping[str, object]
 
 
@@ -91,7 +93,7 @@ def roll_up(rows: Iterable[Row], step_ms: int) -> dict[Key, dict]:
     out: dict[Key, dict] = {}
     for r in rows:
         start = int(r["window_start_ms"]) - int(r["window_start_ms"]) % step_ms
-        key = (start, r["ad_id"], r["country"], r["device_type"])
+        key = (start, *(r[c] for c in KEY[1:]))
         into = out.get(key)
         if into is None:
             out[key] = {**dict(zip(KEY, key)), "window_end_ms": start + step_ms,

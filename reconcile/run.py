@@ -35,7 +35,7 @@ GRAINS = {"minute": (MINUTE_FINAL, "ad-minute", 60_000), "hour": ("ad_hour", "ad
           "day": ("ad_day", "ad-day", DAY_MS)}
 
 LEDGER = "_RECONCILED.jsonl"  # at the archive root: one line per reconcile pass
-_COLUMNS = (*diff.KEY, *diff.DESCRIPTIVE, *MEASURES, "version")
+_COLUMNS = tuple(dict.fromkeys((*diff.KEY, *diff.DESCRIPTIVE, *MEASURES, "version")))  # each column once
 _LIMIT = 10_000_000
 
 
@@ -56,15 +56,18 @@ def late_deliveries(run, lo: int, hi: int) -> dict[tuple[int, str], int]:
 
 
 def publish(env, rows: list[dict], topic_name: str = "ad-minute") -> None:
-    """Corrections onto a final table's topic, keyed like the Flink sink (JSON of the primary key)."""
+    """Corrections onto a final table's topic, keyed like the Flink sink: the JSON of the primary
+    key, byte for byte as Flink writes it (adagg.record_keys), so that a correction lands in the
+    partition of the row it replaces (Pinot's upsert is per partition)."""
     from kafka import KafkaProducer
 
     from adagg.kafka_io import connection
+    from adagg.record_keys import flink_json_key
 
     producer = KafkaProducer(**connection(env), acks="all", linger_ms=5)
     topic = output_topic(env, topic_name).name
     for row in rows:
-        key = json.dumps({c: row[c] for c in diff.KEY}, separators=(",", ":")).encode()
+        key = flink_json_key({c: row[c] for c in diff.KEY})
         producer.send(topic, key=key, value=json.dumps(row, separators=(",", ":")).encode())
     producer.flush(60)
     producer.close()

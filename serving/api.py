@@ -2,6 +2,9 @@
 
 Every answer carries the tier that produced it and the freshness of the tables it read. Bad
 parameters get 400 with a message naming the parameter; a Pinot failure gets 503.
+
+Ids in a path take the `path` converter: an id may hold '/' (percent-encoded by the caller, which
+the server decodes before routing), and the rest of the route still matches after it.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
     def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/v1/ads/{ad_id}/metrics", summary="One ad's measures per minute, hour or day")
+    @app.get("/v1/ads/{ad_id:path}/metrics", summary="One ad's measures per minute, hour or day")
     def ad_metrics(
         ad_id: str = Path(description="the ad"),
         start: str = Query(alias="from", description="start, inclusive: epoch ms or ISO 8601, aligned to the grain"),
@@ -94,7 +97,7 @@ def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
     ) -> dict:
         return answers.top_ads(run, n, minutes, Filters.of(country, device_type, campaign_id, advertiser_id))
 
-    @app.get("/v1/campaigns/{campaign_id}/summary", summary="A campaign's totals, by ad")
+    @app.get("/v1/campaigns/{campaign_id:path}/summary", summary="A campaign's totals, by ad")
     def campaign_summary(
         campaign_id: str, start: str = Query(alias="from"), end: str = Query(alias="to"),
         country: str | None = Query(None, description=_FILTER_DOC["country"]),
@@ -102,7 +105,7 @@ def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
     ) -> dict:
         return answers.summary(run, "campaign", campaign_id, start, end, Filters.of(country, device_type))
 
-    @app.get("/v1/advertisers/{advertiser_id}/summary", summary="An advertiser's totals, by campaign")
+    @app.get("/v1/advertisers/{advertiser_id:path}/summary", summary="An advertiser's totals, by campaign")
     def advertiser_summary(
         advertiser_id: str, start: str = Query(alias="from"), end: str = Query(alias="to"),
         country: str | None = Query(None, description=_FILTER_DOC["country"]),

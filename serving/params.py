@@ -1,8 +1,10 @@
 """Query parameters: every value a caller sends is checked here before it reaches a query.
 
-Values are bound as parameters too (pinotdb quotes strings), but nothing reaches Pinot that does
-not match these shapes, so a value can never change a query's structure. pinotdb passes the
-string '*' through unquoted, one more reason to check first.
+Ids are data, not syntax: any id the event contract accepts (any unicode, quotes, '|', '\\',
+CHR(31), up to the contract's maximum length) is a valid parameter, since the pipeline counts
+events of such ids and their numbers must be readable. An id reaches Pinot only as one quoted
+literal (serving.runner.bind). Every other parameter has a fixed shape (country, device type,
+grain, integers, times).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")  # fullmatch: "$" would let a trailing newline through
+from adagg.contract import max_length
+
 COUNTRY = re.compile(r"[A-Z]{2}")
 DEVICE_TYPES = ("desktop", "mobile", "tablet", "bot", "other")   # udfs/user_agent.py
 GRAINS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
@@ -25,13 +28,20 @@ class BadParameter(ValueError):
 
 
 def ident(name: str, value: str | None, required: bool = False) -> str | None:
+    """An id as the contract allows it (`name` is its contract field: ad_id, campaign_id, ...):
+    1 to maxLength code points of any text that UTF-8 can carry (a lone surrogate cannot)."""
     if value is None or value == "":
         if required:
             raise BadParameter(f"{name} is required")
         return None
-    if not ID.fullmatch(value):
-        raise BadParameter(f"{name} must be 1-64 characters of letters, digits, '.', '_', ':' or '-', "
-                           f"starting with a letter or digit; got {value[:80]!r}")
+    limit = max_length(name)
+    if len(value) > limit:
+        raise BadParameter(f"{name} must be at most {limit} characters, as the event contract allows; "
+                           f"got {len(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadParameter(f"{name} must be text (it holds a lone surrogate); got {value[:80]!r}") from None
     return value
 
 

@@ -15,6 +15,7 @@ only ever contains fixed table and column names; every value is a bound paramete
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,10 @@ FINAL_VERSION = 1  # the streaming job's rows; reconciliation publishes correcti
 _TIERS = ThreadPoolExecutor(8, thread_name_prefix="pinot-tier")  # shared by all requests
 _GROUP_LIMIT = 100_000  # Pinot returns 10 groups unless told otherwise
 LISTED_MINUTES = 120  # the longest live span asked for minute by minute (_window_filter)
+# Pinot 0.11 takes a statement's trailing OPTION(...) out with a regular expression before it
+# parses: from the first "option(" whose next ')' ends the statement. A filter value holding
+# "option(" would be cut there, inside its literal (the statement then fails to parse).
+_PINOT_OPTION = re.compile(r"option\s*\(", re.IGNORECASE)
 
 
 def once(run: Run) -> Run:
@@ -231,13 +236,15 @@ def top_ads(run: Run, n: int, last_minutes: int, filters: Filters) -> dict:
     lo = hi - last_minutes * MINUTE_MS
     closed_end = closed_until(run, MINUTE_FINAL, MINUTE_MS)  # `once`: the statement above, not a new one
     parts = [part for part in _minute_tiers(lo, hi, closed_end) if part[2] < part[3]]
-    if len(parts) == 1:
+    option_free = not any(_PINOT_OPTION.search(v) for v in filters.items().values())
+    if len(parts) == 1 and option_free:
         # One tier holds the whole span: Pinot ranks, and n ads come back instead of every ad.
         table, tier, _, _ = parts[0]
         ranked = [((r["ad_id"],), ({m: r[m] for m in MEASURES}, {_tier_of(r, tier)}))
                   for r in _sums(run, table, ("ad_id",), {}, filters, lo, hi, top=n)]
     else:
         # An ad's rank depends on its sum over both tiers, so every ad's sums are merged here.
+        # (So does a filter value that the ranked statement's OPTION clause would trip over.)
         groups = minutes(run, ("ad_id",), {}, filters, lo, hi, closed_end)
         ranked = sorted(groups.items(), key=lambda kv: (-kv[1][0]["billable_clicks"], kv[0][0]))[:n]
     used = set().union(*(t for _, (_, t) in ranked))

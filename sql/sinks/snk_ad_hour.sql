@@ -1,6 +1,8 @@
 -- snk_ad_hour: topic `<outputs.prefix>ad-hour`, read by the Pinot table ad_hour.
--- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
--- the record key. Input: mart_ad_hour.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the GROUP BY of its view: the Pinot primary key, which is also the record key (an ad seen with
+-- two campaigns in one window has two rows, and a shorter key would keep only one).
+-- Input: mart_ad_hour.
 -- Exactly-once: visible to read_committed consumers at checkpoint.
 {% from "macros/kafka.sql" import exactly_once_sink with context %}
 CREATE TABLE snk_ad_hour (
@@ -25,4 +27,4 @@ CREATE TABLE snk_ad_hour (
   version BIGINT,
   pipeline_version STRING,
   computed_at_ms BIGINT
-) {{ exactly_once_sink(output_topic('ad-hour'), ['window_start_ms', 'ad_id', 'country', 'device_type'], 'ad-hour') }};
+) {{ exactly_once_sink(output_topic('ad-hour'), ['window_start_ms', 'ad_id', 'country', 'device_type', 'campaign_id', 'advertiser_id', 'vertical'], 'ad-hour') }};

@@ -1,6 +1,8 @@
 -- snk_ad_minute_live: topic `<outputs.prefix>ad-minute-live`, read by the Pinot table ad_minute_live.
--- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
--- the record key. Input: mart_ad_minute_live.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the GROUP BY of its view: the Pinot primary key, which is also the record key (an ad seen with
+-- two campaigns in one window has two rows, and a shorter key would keep only one).
+-- Input: mart_ad_minute_live.
 -- Upsert changelog, at least once: a key's last record is its current value.
 {% from "macros/kafka.sql" import upsert_sink with context %}
 CREATE TABLE snk_ad_minute_live (
@@ -25,5 +27,5 @@ CREATE TABLE snk_ad_minute_live (
   version BIGINT,
   pipeline_version STRING,
   computed_at_ms BIGINT,
-  PRIMARY KEY (window_start_ms, ad_id, country, device_type) NOT ENFORCED
+  PRIMARY KEY (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical) NOT ENFORCED
 ) {{ upsert_sink(output_topic('ad-minute-live')) }};

@@ -1,6 +1,7 @@
 -- snk_backfill_ad_minute: the batch recomputation of mart_ad_minute, as Parquet files in the
 -- backfill's output folder, read by `adagg reconcile`. Grain: (window_start_ms, ad_id, country,
--- device_type), the same columns as snk_ad_minute. Input: mart_ad_minute (the shared SQL).
+-- device_type, campaign_id, advertiser_id, vertical), the same columns as snk_ad_minute.
+-- Input: mart_ad_minute (the shared SQL).
 CREATE TABLE snk_backfill_ad_minute (
   window_start_ms BIGINT,
   window_end_ms BIGINT,

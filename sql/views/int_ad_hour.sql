@@ -1,5 +1,6 @@
 -- int_ad_hour: int_ad_minute rolled up into 1-hour windows (UTC), emitted once per window.
--- Grain: (hour, ad_id, country, device_type). Input: int_ad_minute.
+-- Grain: (hour, ad_id, country, device_type, campaign_id, advertiser_id, vertical).
+-- Input: int_ad_minute.
 {% from "macros/columns.sql" import sum_measures with context %}
 CREATE TEMPORARY VIEW int_ad_hour AS
 SELECT

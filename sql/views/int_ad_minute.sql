@@ -1,6 +1,7 @@
 -- int_ad_minute: raw and billable measures per ad, country and device in 1-minute event-time
 -- windows, emitted once when the watermark passes the window end.
--- Grain: (minute, ad_id, country, device_type). Input: int_event_measures.
+-- Grain: (minute, ad_id, country, device_type, campaign_id, advertiser_id, vertical).
+-- Input: int_event_measures.
 -- minute_time (the window's rowtime) lets hour windows, sliding windows and Top-N cascade from it.
 {% from "macros/columns.sql" import sum_measures with context %}
 CREATE TEMPORARY VIEW int_ad_minute AS

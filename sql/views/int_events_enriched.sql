@@ -3,10 +3,12 @@
 -- Grain: one event (event_id). Input: int_events_deduped (its enrichment is enrich_event's result
 -- split into an array, computed per delivery in int_deliveries_enriched and read here, after the
 -- dedup).
--- billing_key = ad_id|user_id|event_type|bucket start ms, buckets per event type from the
--- environment (billing.bucket_seconds); adagg/contract.py computes the same key for producers.
+-- billing_key = ad_id|user_id|event_type|bucket start ms with '\' and '|' in the ids escaped
+-- (macros/keys.sql), buckets per event type from the environment (billing.bucket_seconds);
+-- adagg/contract.py computes the same key for producers.
 {% from "macros/modes.sql" import arrival_time, streaming_only with context -%}
 {% from "macros/columns.sql" import enrichment_field -%}
+{% from "macros/keys.sql" import billing_key with context -%}
 CREATE TEMPORARY VIEW int_events_enriched AS
 SELECT
   event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
@@ -20,11 +22,7 @@ SELECT
   {{ enrichment_field('enrichment', 'country') }} AS country,
   {{ enrichment_field('enrichment', 'vertical') }} AS vertical,
   {{ enrichment_field('enrichment', 'invalid_reason') }} AS invalid_reason,
-  CONCAT_WS('|', ad_id, user_id, event_type, CAST(event_time - MOD(event_time, CASE event_type
-{%- for event_type, seconds in env.billing.bucket_seconds.items() %}
-    WHEN '{{ event_type }}' THEN {{ seconds * 1000 }}
-{%- endfor %}
-  END) AS STRING)) AS billing_key,
+  {{ billing_key('ad_id', 'user_id', 'event_type', 'event_time') }} AS billing_key,
   -- A fresh arrival-time attribute for the billing dedup (the first one is consumed by the
   -- exact dedup, which must not pass it on to stay a deduplication); macros/modes.sql.
   {{ arrival_time() }} AS proc_time,

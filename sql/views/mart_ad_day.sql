@@ -1,5 +1,6 @@
 -- mart_ad_day: final-tier daily roll-up (UTC days), emitted once the watermark passes the day.
--- Grain: (window_start_ms, ad_id, country, device_type). Input: int_ad_hour.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the sink's record key and Pinot's primary key. Input: int_ad_hour.
 {% from "macros/columns.sql" import sum_measures, epoch_ms, lineage with context %}
 CREATE TEMPORARY VIEW mart_ad_day AS
 SELECT

@@ -1,5 +1,6 @@
 -- mart_ad_hour: final-tier hourly roll-up of mart_ad_minute's measures (UTC hours).
--- Grain: (window_start_ms, ad_id, country, device_type). Input: int_ad_hour.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the sink's record key and Pinot's primary key. Input: int_ad_hour.
 {% from "macros/columns.sql" import measures, epoch_ms, lineage with context %}
 CREATE TEMPORARY VIEW mart_ad_hour AS
 SELECT

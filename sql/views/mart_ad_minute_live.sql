@@ -1,7 +1,8 @@
 -- mart_ad_minute_live: live-tier minute aggregates: the same measures as mart_ad_minute,
 -- updated within seconds as events arrive (a changelog that upserts by key), for open windows
 -- too. Provisional: a minute's live row converges to its final row once the window closes.
--- Grain: (window_start_ms, ad_id, country, device_type). Input: int_event_measures.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the sink's record key and Pinot's primary key. Input: int_event_measures.
 {% from "macros/columns.sql" import sum_measures, lineage with context %}
 CREATE TEMPORARY VIEW mart_ad_minute_live AS
 SELECT

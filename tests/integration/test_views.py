@@ -18,8 +18,8 @@ import yaml
 from kafka import KafkaProducer
 from pyflink.table.types import RowType
 
-from adagg.contract import billing_key, validate
-from adagg.env import Namespace
+from adagg.contract import billing_key, billing_key_of, validate
+from adagg.env import Namespace, load
 from adagg.kafka_io import ensure_topics
 from adagg.setup import connector_jars
 from adagg.sql import render, templates
@@ -113,7 +113,7 @@ def test_view_matches_fixture(t_env, view):
     assert len(actual) == len(expected), f"{view}: {len(actual)} rows, expected {len(expected)}"
     common = sorted(set.intersection(*(set(r) for r in expected)))
     assert project(actual, common) == project(expected, common)
-    key = [c for c in common if c in ("event_id", "window_start_ms", "ad_id", "country", "device_type",
+    key = [c for c in common if c in ("event_id", "window_start_ms", "ad_id", "country", "device_type", "campaign_id",
                                       "country_scope", "ad_rank", "publisher_id")]
     by_key = {tuple(r[c] for c in key): r for r in actual}
     for row in expected:
@@ -158,3 +158,63 @@ def test_enrich_event_in_sql_equals_the_python_reference(t_env):
     with result.collect() as collected:
         read = {row[-1]: tuple(row[:-1]) for row in collected}
     assert read == {i: tuple(enrichment.unpack(packed)) for i, packed in expected.items()}
+
+
+# Ids the contract allows: the separator and the escape character in every position, CHR(31),
+# quotes, NUL, a newline, accents, CJK, an astral emoji, right-to-left text, maximum lengths.
+TRICKY_IDS = [("a|b", "c"), ("a", "b|c"), ("a\\", "|b"), ("a\\|", "b"), ("|", "|"), ("\\", "\\"),
+              ("x\x1fy", "it's \"q\""), ("\x00\n", "é广🚀עב"), ("|" * 64, "\\" * 128),
+              ("🚀" * 64, "|\\" * 64), ("ad-0001", "user-1")]
+
+
+def test_the_billing_key_in_sql_equals_the_python_reference(t_env):
+    """macros/keys.sql billing_key on Flink against adagg.contract.billing_key_of: byte-identical
+    strings for ids holding anything the contract allows (issue 20: a plain '|' join gave
+    ('a|b', 'c') and ('a', 'b|c') one key)."""
+    env = load("local")
+    expression = templates().from_string('{% from "macros/keys.sql" import billing_key with context %}'
+                                         "{{ billing_key('ad_id', 'user_id', 'event_type', 'event_time') }}").render(env=env)
+    buckets = {t: s * 1000 for t, s in env.billing.bucket_seconds.items()}
+    cases = [(ad, user, event_type, T0 + 1234 + i * 61_000)
+             for i, (ad, user) in enumerate(TRICKY_IDS) for event_type in ("impression", "click", "conversion")]
+
+    def literal(value):
+        return "'" + value.replace("'", "''") + "'"
+
+    rows = ", ".join(f"({i}, {literal(ad)}, {literal(user)}, '{t}', CAST({ts} AS BIGINT))"
+                     for i, (ad, user, t, ts) in enumerate(cases))
+    result = t_env.execute_sql(f"SELECT k, {expression} FROM (VALUES {rows}) "
+                               "AS v(k, ad_id, user_id, event_type, event_time)")
+    with result.collect() as collected:
+        got = {row[0]: row[1] for row in collected}
+    assert got == {i: billing_key_of(*case, buckets) for i, case in enumerate(cases)}
+    assert len(set(got.values())) == len(cases)
+
+
+def test_the_json_key_format_writes_what_record_keys_writes(tmp_path):
+    """Flink's JSON format (a sink's 'key.format' = 'json') against adagg.record_keys, which
+    reconciliation keys its corrections with: the same bytes for every tricky id."""
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    from adagg.record_keys import flink_json_key
+    from reconcile.diff import KEY
+
+    batch = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
+    batch.get_config().set("rest.bind-port", "0")
+    batch.get_config().set("parallelism.default", "1")
+    columns = ", ".join(f"{c} {'BIGINT' if c == 'window_start_ms' else 'STRING'}" for c in KEY)
+    batch.execute_sql(f"CREATE TABLE keys_out ({columns}) WITH ('connector' = 'filesystem', "
+                      f"'path' = '{tmp_path.as_uri()}', 'format' = 'json')")
+    ids = [value for pair in TRICKY_IDS for value in pair] + ["\x7f\u2028/\b\x0b", "\uff01"]
+
+    def literal(value):
+        return "'" + value.replace("'", "''") + "'"
+
+    rows = [{"window_start_ms": T0 + i, "ad_id": v, "country": "US", "device_type": "mobile",
+             "campaign_id": v[::-1], "advertiser_id": "adv-001", "vertical": "retail"} for i, v in enumerate(ids)]
+    values = ", ".join("(" + ", ".join(f"CAST({r[c]} AS BIGINT)" if c == "window_start_ms" else literal(r[c])
+                                       for c in KEY) + ")" for r in rows)
+    batch.execute_sql(f"INSERT INTO keys_out SELECT * FROM (VALUES {values}) AS v({', '.join(KEY)})").wait()
+    written = [line for f in sorted(tmp_path.rglob("*")) if f.is_file() and not f.name.startswith(".")
+               for line in f.read_bytes().splitlines()]
+    assert sorted(written) == sorted(flink_json_key(r) for r in rows)

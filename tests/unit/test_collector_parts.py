@@ -82,6 +82,23 @@ def test_a_complete_event_goes_out_byte_for_byte(settings):
     assert record == Record("e-1", billing_key(EVENT, settings.bucket_ms).encode(), raw, False)
 
 
+@pytest.mark.parametrize("flavour", ["separator", "escape", "unit_separator", "quotes", "unicode", "max_length"])
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+def test_fuzzed_ids_are_accepted_and_keyed_by_their_escaped_billing_key(settings, flavour, ensure_ascii):
+    """Every id the contract allows goes through: '|', backslashes, CHR(31), quotes, unicode (as
+    UTF-8 or as JSON escapes, astral characters as surrogate pairs) and maximum lengths."""
+    import random
+
+    from adagg import fuzz_ids
+
+    rng = random.Random(flavour)
+    event = {**EVENT, **{name: fuzz_ids.fuzz_id(rng, EVENT[name], fuzz_ids.MAX_LENGTH[name], flavour)
+                         for name in fuzz_ids.ID_FIELDS}}
+    raw = json.dumps(event, ensure_ascii=ensure_ascii).encode()
+    record = from_bytes(raw, request(settings), settings)
+    assert record == Record(event["event_id"], billing_key(event, settings.bucket_ms).encode(), raw, False)
+
+
 def test_missing_id_ip_and_agent_are_filled_from_the_request(settings):
     bare = {k: v for k, v in EVENT.items() if k not in ("event_id", "ip", "user_agent")}
     raw = json.dumps(bare).encode()

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adagg.contract import EVENT_TYPES, billing_key, schema, validate, versions
+from adagg.contract import EVENT_TYPES, billing_key, billing_key_of, key_part, schema, validate, versions
 from adagg.paths import SQL_DIR
+from adagg.sql import templates
 
 EVENT = {
     "schema_version": 1, "event_id": "e-1", "event_type": "click", "event_time": 1_767_225_601_234,
@@ -95,6 +96,80 @@ def test_billing_key_buckets_per_event_type():
     assert billing_key(later, buckets) == billing_key(EVENT, buckets)
     conversion = {**EVENT, "event_type": "conversion", "event_time": EVENT["event_time"] + 3_000_000}
     assert billing_key(conversion, buckets) == "ad-1|u-1|conversion|1767225600000"
+
+
+BUCKETS = {"impression": 60_000, "click": 60_000, "conversion": 3_600_000}
+# Ids as the contract allows them: any unicode (astral plane, controls, the separator, the escape
+# character, quotes) up to the schema's maximum length.
+TRICKY = st.sampled_from(["|", "\\", "\x1f", "'", '"', "a", "é", "广", "🚀", "ع", "\x00"])
+IDS = st.one_of(st.text(min_size=1, max_size=64), st.lists(TRICKY, min_size=1, max_size=64).map("".join))
+USERS = st.one_of(st.text(min_size=1, max_size=128), st.lists(TRICKY, min_size=1, max_size=128).map("".join))
+
+
+def split_billing_key(key: str) -> tuple[str, str, str, int]:
+    """The billing key read back into (ad_id, user_id, event_type, bucket start): an unescaped '|'
+    separates, a backslash takes the next character as it is. That it reads back is what makes
+    the encoding injective."""
+    parts, current, chars = [], [], iter(key)
+    for ch in chars:
+        if ch == "\\":
+            current.append(next(chars))
+        elif ch == "|":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    ad, user, event_type, bucket = [*parts, "".join(current)]
+    return ad, user, event_type, int(bucket)
+
+
+def test_billing_keys_of_ids_holding_the_separator_differ():
+    """Defect 2 of issue 20: a plain '|' join gave ('a|b', 'c') and ('a', 'b|c') one key, so the
+    second billable click was never billed."""
+    t = EVENT["event_time"]
+    assert billing_key_of("a|b", "c", "click", t, BUCKETS) != billing_key_of("a", "b|c", "click", t, BUCKETS)
+    assert billing_key_of("a\\", "|b", "click", t, BUCKETS) != billing_key_of("a\\|", "b", "click", t, BUCKETS)
+    # Ordinary ids read as before.
+    assert billing_key_of("ad-0001", "user-1", "click", 1_699_999_999_999, BUCKETS) == "ad-0001|user-1|click|1699999980000"
+    assert billing_key_of("a|b", "c\\d", "click", t, BUCKETS) == "a\\|b|c\\\\d|click|1767225600000"
+
+
+@settings(max_examples=500, deadline=None)
+@given(IDS, USERS, st.sampled_from(EVENT_TYPES), st.integers(0, 2**53))
+def test_a_billing_key_reads_back_into_its_parts(ad_id, user_id, event_type, event_time):
+    key = billing_key_of(ad_id, user_id, event_type, event_time, BUCKETS)
+    bucket = event_time - event_time % BUCKETS[event_type]
+    assert split_billing_key(key) == (ad_id, user_id, event_type, bucket)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.tuples(IDS, USERS, st.sampled_from(EVENT_TYPES)), st.tuples(IDS, USERS, st.sampled_from(EVENT_TYPES)),
+       st.sampled_from([0, 60_000, 3_600_000]))
+def test_distinct_tuples_never_share_a_billing_key(a, b, time):
+    key_a, key_b = (billing_key_of(*x, 1_767_225_600_000 + time, BUCKETS) for x in (a, b))
+    assert (key_a == key_b) == (a == b)
+
+
+def _sql_replacements() -> list[tuple[str, str]]:
+    """The (search, replacement) literals of macros/keys.sql key_part, in the order SQL applies
+    them (the inner REPLACE first); Flink SQL literals escape only a quote, by doubling it."""
+    sql = templates().from_string('{% from "macros/keys.sql" import key_part %}{{ key_part("x") }}').render()
+    literal = r"'((?:[^']|'')*)'"
+    m = re.fullmatch(rf"REPLACE\(REPLACE\(x, {literal}, {literal}\), {literal}, {literal}\)", sql)
+    assert m, sql
+    a, b, c, d = (g.replace("''", "'") for g in m.groups())
+    return [(a, b), (c, d)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(USERS)
+def test_the_sql_key_part_replaces_what_python_replaces(value):
+    """The SQL text of macros/keys.sql does, replacement by replacement, what contract.key_part
+    does (tests/integration/test_views.py runs the SQL itself on Flink against the same keys)."""
+    out = value
+    for search, replacement in _sql_replacements():
+        out = out.replace(search, replacement)
+    assert out == key_part(value)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,11 +11,16 @@ from reconcile import billing, diff
 from serving.queries import MEASURES
 
 
-def row(start, ad, clicks, version=1, country="US", device="mobile", spend=None):
+def row(start, ad, clicks, version=1, country="US", device="mobile", spend=None, campaign=None):
     return {"window_start_ms": start, "ad_id": ad, "country": country, "device_type": device,
-            "window_end_ms": start + 60_000, "campaign_id": f"c-{ad}", "advertiser_id": "adv-1", "vertical": "retail",
-            **dict.fromkeys(MEASURES, 0), "clicks": clicks, "billable_clicks": clicks,
+            "window_end_ms": start + 60_000, "campaign_id": campaign or f"c-{ad}", "advertiser_id": "adv-1",
+            "vertical": "retail", **dict.fromkeys(MEASURES, 0), "clicks": clicks, "billable_clicks": clicks,
             "spend_micros": clicks * 1000 if spend is None else spend, "version": version}
+
+
+def k(start, ad, country="US", device="mobile", campaign=None):
+    """The key of row(start, ad, ...): diff.KEY's values."""
+    return start, ad, country, device, campaign or f"c-{ad}", "adv-1", "retail"
 
 
 def keyed(*rows):
@@ -94,13 +99,29 @@ def test_roll_up_sums_minutes_into_hours_and_days_and_counts_late_events_per_win
     H = 3_600_000
     minutes = [row(0, "a", 1), row(60_000, "a", 2), row(H, "a", 4), row(0, "b", 8), row(0, "a", 16, country="DE")]
     hours = diff.roll_up(minutes, H)
-    assert {k: r["clicks"] for k, r in hours.items()} == {
-        (0, "a", "US", "mobile"): 3, (H, "a", "US", "mobile"): 4, (0, "b", "US", "mobile"): 8,
-        (0, "a", "DE", "mobile"): 16}
-    assert hours[(0, "a", "US", "mobile")]["window_end_ms"] == H and hours[(0, "b", "US", "mobile")]["campaign_id"] == "c-b"
+    assert {key: r["clicks"] for key, r in hours.items()} == {
+        k(0, "a"): 3, k(H, "a"): 4, k(0, "b"): 8, k(0, "a", "DE"): 16}
+    assert hours[k(0, "a")]["window_end_ms"] == H and hours[k(0, "b")]["campaign_id"] == "c-b"
     assert diff.roll_up(hours.values(), 86_400_000) == diff.roll_up(minutes, 86_400_000)  # hours cascade into days
     assert diff.late_per_window({(60_000, "a"): 1, (H + 60_000, "a"): 2, (0, "b"): 5}, H) == {
         (0, "a"): 1, (H, "a"): 2, (0, "b"): 5}
+
+
+def test_an_ad_with_two_campaigns_in_a_window_keeps_both_rows():
+    """Issue 20, defect 3: the rows of one ad under two campaigns are two keys in every grain, so
+    a correction of one does not replace the other, and billing counts both campaigns."""
+    H = 3_600_000
+    minutes = [row(0, "a", 1), row(0, "a", 2, campaign="c-other"), row(60_000, "a", 4, campaign="c-other")]
+    assert len(keyed(*minutes)) == 3
+    hours = diff.roll_up(minutes, H)
+    assert {key: r["clicks"] for key, r in hours.items()} == {k(0, "a"): 1, k(0, "a", campaign="c-other"): 6}
+    online = keyed(*minutes)
+    batch = keyed(row(0, "a", 1), row(0, "a", 5, campaign="c-other"), row(60_000, "a", 4, campaign="c-other"))
+    [found] = diff.mismatches(online, batch, {})
+    assert found.key == k(0, "a", campaign="c-other")
+    [fix] = diff.corrections([found], "test", 1)
+    assert (fix["campaign_id"], fix["clicks"]) == ("c-other", 5)
+    assert [r["campaign_id"] for r in billing.totals(minutes, "campaign")] == ["c-a", "c-other"]
 
 
 class TablesInPinot:
@@ -133,15 +154,15 @@ def test_a_day_row_is_recomputed_only_when_every_other_hour_of_the_day_is_reconc
         "ad_hour": [row(0, "a", 10), row(H, "a", 1), row(2 * H, "a", 100)],  # hour 1 online misses late clicks
         "ad_minute": [row(H, "a", 1)],
         "ad_day": [row(0, "a", 111)]})
-    minutes = {(H, "a", "US", "mobile"): row(H, "a", 3)}  # the backfill of hour 1
+    minutes = {k(H, "a"): row(H, "a", 3)}  # the backfill of hour 1
     batch, online, days = reconciliation._recomputed(env, pinot, H, 2 * H, minutes)
     assert days == [] and batch["day"] == {}  # hour 2 is not reconciled yet: the day cannot be summed
-    assert batch["hour"][(H, "a", "US", "mobile")]["clicks"] == 3 and online["hour"][(H, "a", "US", "mobile")]["clicks"] == 1
+    assert batch["hour"][k(H, "a")]["clicks"] == 3 and online["hour"][k(H, "a")]["clicks"] == 1
     with ledger.open("a") as f:
         f.write(json.dumps({"archive_manifests": [{"partition": "dt=1970-01-01/hr=02", "sha256": "m2"}]}) + "\n")
     batch, online, days = reconciliation._recomputed(env, pinot, H, 2 * H, minutes)
-    assert days == [0] and batch["day"][(0, "a", "US", "mobile")]["clicks"] == 10 + 3 + 100
-    assert online["day"][(0, "a", "US", "mobile")]["clicks"] == 111
-    assert batch["day"][(0, "a", "US", "mobile")]["window_end_ms"] == D
+    assert days == [0] and batch["day"][k(0, "a")]["clicks"] == 10 + 3 + 100
+    assert online["day"][k(0, "a")]["clicks"] == 111
+    assert batch["day"][k(0, "a")]["window_end_ms"] == D
     pinot.tables["ad_day"] = []  # the streaming job has not closed the day: no day row to compare
     assert reconciliation._recomputed(env, pinot, H, 2 * H, minutes)[2] == []

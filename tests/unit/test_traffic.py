@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import Any
 
 import pytest
 from kafka.partitioner.default import murmur2
 
+from adagg import fuzz_ids
 from adagg import traffic_catalog as cat
-from adagg.contract import billing_key, validate
+from adagg.contract import billing_key, bucket_start, validate
 from adagg.traffic import BUCKET_MS, Oracle, Send, Traffic, derive_oracle, generate
 
 START = 1_700_000_040_000  # minute-aligned
@@ -29,6 +31,14 @@ BLOCKED_NETS = [ipaddress.ip_network(n) for n in cat.BLOCKED_NETWORKS]
 COPIED = ("schema_version", "event_type", "ad_id", "campaign_id", "advertiser_id", "user_id", "ip",
           "user_agent", "placement_id", "publisher_id", "cost_micros", "conversion_value_micros",
           "referrer_domain")
+# The ordinary ids the generator makes (a fuzzed id keeps one as its prefix; a separator twin's
+# user is t<number>).
+PLAIN_IDS = {"event_id": r"[0-9a-f]{32}", "ad_id": r"ad-\d{4}", "campaign_id": r"camp-\d{4}",
+             "advertiser_id": r"adv-\d{3}", "user_id": r"user-\d{5}|fence-(main|late|close)-\d+-\d+"}
+
+
+def fuzzed_fields(e: dict[str, Any]) -> set[str]:
+    return {name for name, pattern in PLAIN_IDS.items() if not re.fullmatch(pattern, e[name])}
 
 
 @pytest.fixture(scope="module")
@@ -126,28 +136,49 @@ def test_deterministic(traffic: Traffic) -> None:
 def test_every_event_follows_the_contract() -> None:
     # A small run with every kind of event made common (jsonschema is too slow for the big fixture).
     t = generate(**{**ARGS, "events": 400}, duplicate_rate=0.2, retry_rate=0.3, bot_rate=0.2, blocked_ip_rate=0.2,
-                 unknown_ip_rate=0.1, v2_rate=0.5, type_weights={"impression": 1, "click": 1, "conversion": 1})
+                 unknown_ip_rate=0.1, v2_rate=0.5, type_weights={"impression": 1, "click": 1, "conversion": 1},
+                 fuzz_rate=0.5, campaign_switch_rate=0.3)
     events = {e["event_id"]: e for e in map(ev, (s for p in t.phases for s in p))}
     assert {e["schema_version"] for e in events.values()} == {1, 2}
     assert {e["event_type"] for e in events.values()} == {"impression", "click", "conversion"}
     for e in events.values():
         assert validate(e) == [], e
+    # Fuzzed ids of every kind, in every id field, up to the contract's maximum lengths.
+    ids = {name: [e[name] for e in events.values()] for name in fuzz_ids.ID_FIELDS}
+    text = "".join(v for values in ids.values() for v in values)
+    for needle in ("|", "\\", "\x1f", "'", '"', "é", "广", "🚀", "إ", "פ"):
+        assert needle in text, needle
+    for name, values in ids.items():
+        assert max(map(len, values)) == fuzz_ids.MAX_LENGTH[name], name
+        assert any(name in fuzzed_fields(e) for e in events.values()), name
+    assert t.oracle.enriched  # the oracle takes them all
 
 
 def test_event_shape(traffic: Traffic) -> None:
+    fuzzed = switched = 0
     for phase in traffic.phases:
         for s in phase:
             e = ev(s)
             assert s.key == billing_key(e, dict(BUCKET_MS)).encode()
             assert s.value == json.dumps(e, separators=(",", ":"), sort_keys=True).encode()
-            assert len(e["event_id"]) == 32 and int(e["event_id"], 16) >= 0
             assert ("referrer_domain" in e) == (e["schema_version"] == 2)
             assert ("conversion_value_micros" in e) == (e["event_type"] == "conversion")
             lo, hi = {"impression": (500, 5000), "click": (100_000, 2_000_000), "conversion": (0, 0)}[e["event_type"]]
             assert lo <= e["cost_micros"] <= hi
-            n = (int(e["ad_id"][3:]) - 1) // 3 + 1
-            assert (e["campaign_id"], e["advertiser_id"]) == (cat.campaign_id(n), cat.advertiser_id(n))
             assert e["user_agent"] in AGENTS
+            odd = fuzzed_fields(e)
+            fuzzed += bool(odd)
+            for name in odd:  # a fuzzed id keeps the ordinary one as its prefix (twin users: t<n>)
+                assert re.match(PLAIN_IDS[name], e[name]) or (name == "user_id" and re.fullmatch(r"t\d+", e[name]))
+            if not odd & {"ad_id", "campaign_id", "advertiser_id"}:
+                # Campaign and advertiser follow the ad, but for a campaign switch.
+                n = (int(e["ad_id"][3:]) - 1) // 3 + 1
+                options = {n, n % cat.CAMPAIGNS + 1, (n + 3) % cat.CAMPAIGNS + 1}
+                assert (e["campaign_id"], e["advertiser_id"]) in {(cat.campaign_id(m), cat.advertiser_id(m))
+                                                                  for m in options}
+                switched += e["campaign_id"] != cat.campaign_id(n)
+    sends = sum(map(len, traffic.phases))
+    assert 0.003 * sends < fuzzed < 0.03 * sends and 0.003 * sends < switched < 0.03 * sends
 
 
 def test_traffic_mix(traffic: Traffic) -> None:
@@ -188,7 +219,9 @@ def test_independent_oracle(traffic: Traffic, derived) -> None:
         lab, start = labs[e["event_id"]], e["event_time"] // MINUTE * MINUTE
         if start + MINUTE - 1 > final_wm:  # Flink fires at watermark >= end - 1
             continue
-        row = minute.setdefault((start, e["ad_id"], lab["country"], lab["device_type"]), {
+        key = (start, e["ad_id"], lab["country"], lab["device_type"], e["campaign_id"], e["advertiser_id"],
+               lab["vertical"])
+        row = minute.setdefault(key, {
             "window_end_ms": start + MINUTE, "campaign_id": e["campaign_id"], "advertiser_id": e["advertiser_id"],
             "vertical": lab["vertical"], "impressions": 0, "clicks": 0, "conversions": 0, "invalid_events": 0,
             "billable_impressions": 0, "billable_clicks": 0, "billable_conversions": 0, "spend_micros": 0,
@@ -212,7 +245,7 @@ def test_independent_oracle(traffic: Traffic, derived) -> None:
 
     # Top-N per closed minute: scope ALL and per country.
     totals: dict[tuple[int, str], dict[str, list[int]]] = {}
-    for (start, ad, country, _), r in minute.items():
+    for (start, ad, country, *_), r in minute.items():
         for scope in ("ALL", country):
             t = totals.setdefault((start, scope), {}).setdefault(ad, [0, 0, 0])
             t[0], t[1], t[2] = t[0] + r["billable_clicks"], t[1] + r["clicks"], t[2] + r["impressions"]
@@ -234,12 +267,12 @@ def test_sliding_windows(traffic: Traffic) -> None:
     assert o.sliding
     for (start, ad), w in o.sliding.items():
         assert w["window_end_ms"] == start + 5 * MINUTE <= o.final_watermark_ms + 1
-        rows = [r for (m, a, _, _), r in o.minute_live.items() if a == ad and start <= m < start + 5 * MINUTE]
+        rows = [r for (m, a, *_), r in o.minute_live.items() if a == ad and start <= m < start + 5 * MINUTE]
         assert rows
         for c in ("impressions", "clicks", "billable_impressions", "billable_clicks", "spend_micros"):
             assert w[c] == sum(r[c] for r in rows)
     # Every closed window holding an event of the ad is there.
-    expected = {(m - k * MINUTE, a) for (m, a, _, _) in o.minute_live for k in range(5)
+    expected = {(m - k * MINUTE, a) for (m, a, *_) in o.minute_live for k in range(5)
                 if m - k * MINUTE + 5 * MINUTE - 1 <= o.final_watermark_ms}
     assert set(o.sliding) == expected
 
@@ -371,7 +404,8 @@ def test_oracle_json_round_trip(traffic: Traffic) -> None:
     assert set(doc["enriched"][0]) == {"event_id", "device_type", "os", "browser", "country", "vertical",
                                        "invalid_reason", "billing_key"}
     rows = doc["minute"]
-    assert rows == sorted(rows, key=lambda r: (r["window_start_ms"], r["ad_id"], r["country"], r["device_type"]))
+    assert rows == sorted(rows, key=lambda r: (r["window_start_ms"], r["ad_id"], r["country"], r["device_type"],
+                                               r["campaign_id"], r["advertiser_id"], r["vertical"]))
 
 
 def test_ambiguous_send_rejected(traffic: Traffic) -> None:
@@ -450,3 +484,21 @@ def test_reconciled_oracle_is_the_live_one_plus_every_late_event(traffic: Traffi
         if (key[0], key[1]) not in touched:
             assert o.minute_live[key] == row
     assert Oracle.from_json(o.to_json()).reconciled == o.reconciled
+
+
+def test_traffic_holds_separator_twins_and_campaign_switches(traffic: Traffic, derived) -> None:
+    """Every exactness test (oracle against the job's outputs) covers issue 20's defects 2 and 3:
+    billable events whose ids a plain '|' join of the billing key would merge, and an ad with two
+    campaigns in one window, whose rows a key without the campaign would merge."""
+    events, labs, billable = derived
+    plain: dict[str, set[str]] = {}
+    for e in events:
+        if e["event_id"] in billable:
+            bucket = bucket_start(e["event_time"], BUCKET_MS[e["event_type"]])
+            plain.setdefault(f"{e['ad_id']}|{e['user_id']}|{e['event_type']}|{bucket}", set()).add(e["event_id"])
+    assert any(len(ids) > 1 for ids in plain.values())
+    assert len({lab["billing_key"] for i, lab in labs.items() if i in billable}) == len(billable)
+    rows_per_old_key: dict[tuple, int] = {}
+    for key in traffic.oracle.minute:
+        rows_per_old_key[key[:4]] = rows_per_old_key.get(key[:4], 0) + 1
+    assert any(n > 1 for n in rows_per_old_key.values())

@@ -215,11 +215,37 @@ def test_campaign_table_agrees_with_catalog() -> None:
         assert dimensions.campaign(cid).advertiser_id == cat.advertiser_id(n)
 
 
-@pytest.mark.parametrize("cid", [None, "", "camp-0000", "camp-0301", "camp-1", "CAMP-0001", "x"])
+ODD_CAMPAIGNS = ["", "camp-0000", "camp-0301", "camp-1", "CAMP-0001", "x", " camp-0001", "camp-0001 ",
+                 "camp-0001\x1f", "\x1fcamp-0001", "camp-\u0661\u0662", "camp-0001|x", "camp-0001\\", "camp-0001'"]
+
+
+@pytest.mark.parametrize("cid", [None, *ODD_CAMPAIGNS])
 def test_unknown_campaigns(cid) -> None:
-    # Only ids in the table are known. (The catalog's rule would also accept "camp-1"; the
-    # generator only makes zero-padded ids, which the agreement test above covers.)
+    # Only ids in the table are known, to the UDF and to the catalog alike.
     assert dimensions.vertical(cid) == cat.UNKNOWN_VERTICAL
+    if cid is not None:
+        assert cat.campaign_vertical(cid) == cat.UNKNOWN_VERTICAL
+
+
+def test_fuzzed_campaigns_get_the_oracles_vertical_through_the_sql_packing() -> None:
+    """What the job computes for a campaign id (enrichment_input's packing, which sends an id holding
+    CHR(31) as '', then the UDF) equals what the oracle expects, for the table's ids and for fuzzed,
+    unknown and odd ones."""
+    from adagg import fuzz_ids
+    from adagg.oracle import enrich as oracle_enrich
+
+    rng = random.Random(20)
+    ids = [cat.campaign_id(n) for n in range(1, cat.CAMPAIGNS + 1)] + ODD_CAMPAIGNS
+    ids += [fuzz_ids.fuzz_id(rng, cat.campaign_id(rng.randint(1, cat.CAMPAIGNS)), fuzz_ids.MAX_LENGTH["campaign_id"],
+                             flavour) for flavour in fuzz_ids.FLAVOURS for _ in range(20)]
+    assert any(enrichment.SEPARATOR in cid for cid in ids)
+    enricher = enrichment.Enricher()
+    agent = cat.USER_AGENTS[0].user_agent
+    for cid in ids:
+        packed = enricher.packed(*enrichment.unpack_input(enrichment.pack_input(agent, "23.32.1.1", cid)))
+        event = {"event_id": "e", "event_type": "click", "event_time": 0, "ad_id": "a", "user_id": "u",
+                 "user_agent": agent, "ip": "23.32.1.1", "campaign_id": cid}
+        assert enrichment.unpack(packed).vertical == oracle_enrich(event)["vertical"], repr(cid)
 
 
 CAMP_HEADER = "campaign_id,advertiser_id,campaign_name,vertical\n"
@@ -424,6 +450,10 @@ ODD_INPUTS = [
     (cat.USER_AGENTS[2].user_agent, "2001:db8::1", "camp-9999"),
     (cat.USER_AGENTS[2].user_agent, "not an ip", "camp-0001"),
     (cat.USER_AGENTS[3].user_agent, str(ipaddress.ip_network(cat.BLOCKED_NETWORKS[0])[3]), "camp-0003"),
+    # Fuzzed ids (adagg/fuzz_ids.py): astral, CJK, right-to-left text and quotes, in the campaign and the agent.
+    (cat.USER_AGENTS[0].user_agent, "23.32.0.5", "camp-0001\U0001F680"),
+    (cat.USER_AGENTS[0].user_agent + " \U0001F680\u5e7f'\"", "23.32.0.5", "\U0001F680" * 64),
+    ("\U0001F680" * 300, "23.32.0.5", "\u00e9\u5e7f-\u05e2\u05d1|\\"),
     *[(agent.user_agent, str(ipaddress.ip_network(network)[9]), f"camp-{i:04d}")
       for i, (agent, network) in enumerate(zip(cat.USER_AGENTS, list(cat.COUNTRY_NETWORKS.values()) * 9))],
 ]

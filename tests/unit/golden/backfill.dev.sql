@@ -126,8 +126,9 @@ WHERE delivery_rank = 1;
 -- Grain: one event (event_id). Input: int_events_deduped (its enrichment is enrich_event's result
 -- split into an array, computed per delivery in int_deliveries_enriched and read here, after the
 -- dedup).
--- billing_key = ad_id|user_id|event_type|bucket start ms, buckets per event type from the
--- environment (billing.bucket_seconds); adagg/contract.py computes the same key for producers.
+-- billing_key = ad_id|user_id|event_type|bucket start ms with '\' and '|' in the ids escaped
+-- (macros/keys.sql), buckets per event type from the environment (billing.bucket_seconds);
+-- adagg/contract.py computes the same key for producers.
 CREATE TEMPORARY VIEW int_events_enriched AS
 SELECT
   event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
@@ -136,11 +137,15 @@ SELECT
   enrichment[4] AS country,
   enrichment[5] AS vertical,
   NULLIF(enrichment[6], '') AS invalid_reason,
-  CONCAT_WS('|', ad_id, user_id, event_type, CAST(event_time - MOD(event_time, CASE event_type
-    WHEN 'impression' THEN 60000
-    WHEN 'click' THEN 60000
-    WHEN 'conversion' THEN 3600000
-  END) AS STRING)) AS billing_key,
+  CONCAT_WS('|',
+    REPLACE(REPLACE(ad_id, '\', '\\'), '|', '\|'),
+    REPLACE(REPLACE(user_id, '\', '\\'), '|', '\|'),
+    event_type,
+    CAST(event_time - MOD(event_time, CASE event_type
+      WHEN 'impression' THEN 60000
+      WHEN 'click' THEN 60000
+      WHEN 'conversion' THEN 3600000
+    END) AS STRING)) AS billing_key,
   -- A fresh arrival-time attribute for the billing dedup (the first one is consumed by the
   -- exact dedup, which must not pass it on to stay a deduplication); macros/modes.sql.
   TO_TIMESTAMP_LTZ(kafka_offset, 3) AS proc_time,
@@ -194,7 +199,8 @@ FROM int_events_billable;
 
 -- int_ad_minute: raw and billable measures per ad, country and device in 1-minute event-time
 -- windows, emitted once when the watermark passes the window end.
--- Grain: (minute, ad_id, country, device_type). Input: int_event_measures.
+-- Grain: (minute, ad_id, country, device_type, campaign_id, advertiser_id, vertical).
+-- Input: int_event_measures.
 -- minute_time (the window's rowtime) lets hour windows, sliding windows and Top-N cascade from it.
 
 CREATE TEMPORARY VIEW int_ad_minute AS
@@ -221,7 +227,8 @@ GROUP BY window_start, window_end, window_time,
 -- mart_ad_minute: final-tier minute aggregates per ad, country and device: impressions, clicks,
 -- conversions, invalid traffic, billable counts, spend and conversion value (CTR = clicks /
 -- impressions, billable or raw). Emitted once per window after the watermark; exactly-once.
--- Grain: (window_start_ms, ad_id, country, device_type). Input: int_ad_minute.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the sink's record key and Pinot's primary key. Input: int_ad_minute.
 
 CREATE TEMPORARY VIEW mart_ad_minute AS
 SELECT
@@ -232,13 +239,14 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.41d263d940c6' AS pipeline_version,
+  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
 -- snk_backfill_ad_minute: the batch recomputation of mart_ad_minute, as Parquet files in the
 -- backfill's output folder, read by `adagg reconcile`. Grain: (window_start_ms, ad_id, country,
--- device_type), the same columns as snk_ad_minute. Input: mart_ad_minute (the shared SQL).
+-- device_type, campaign_id, advertiser_id, vertical), the same columns as snk_ad_minute.
+-- Input: mart_ad_minute (the shared SQL).
 CREATE TABLE snk_backfill_ad_minute (
   window_start_ms BIGINT,
   window_end_ms BIGINT,

@@ -212,8 +212,9 @@ WHERE delivery_rank = 1;
 -- Grain: one event (event_id). Input: int_events_deduped (its enrichment is enrich_event's result
 -- split into an array, computed per delivery in int_deliveries_enriched and read here, after the
 -- dedup).
--- billing_key = ad_id|user_id|event_type|bucket start ms, buckets per event type from the
--- environment (billing.bucket_seconds); adagg/contract.py computes the same key for producers.
+-- billing_key = ad_id|user_id|event_type|bucket start ms with '\' and '|' in the ids escaped
+-- (macros/keys.sql), buckets per event type from the environment (billing.bucket_seconds);
+-- adagg/contract.py computes the same key for producers.
 CREATE TEMPORARY VIEW int_events_enriched AS
 SELECT
   event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
@@ -225,11 +226,15 @@ SELECT
   enrichment[4] AS country,
   enrichment[5] AS vertical,
   NULLIF(enrichment[6], '') AS invalid_reason,
-  CONCAT_WS('|', ad_id, user_id, event_type, CAST(event_time - MOD(event_time, CASE event_type
-    WHEN 'impression' THEN 60000
-    WHEN 'click' THEN 60000
-    WHEN 'conversion' THEN 86400000
-  END) AS STRING)) AS billing_key,
+  CONCAT_WS('|',
+    REPLACE(REPLACE(ad_id, '\', '\\'), '|', '\|'),
+    REPLACE(REPLACE(user_id, '\', '\\'), '|', '\|'),
+    event_type,
+    CAST(event_time - MOD(event_time, CASE event_type
+      WHEN 'impression' THEN 60000
+      WHEN 'click' THEN 60000
+      WHEN 'conversion' THEN 86400000
+    END) AS STRING)) AS billing_key,
   -- A fresh arrival-time attribute for the billing dedup (the first one is consumed by the
   -- exact dedup, which must not pass it on to stay a deduplication); macros/modes.sql.
   PROCTIME() AS proc_time,
@@ -283,7 +288,8 @@ FROM int_events_billable;
 
 -- int_ad_minute: raw and billable measures per ad, country and device in 1-minute event-time
 -- windows, emitted once when the watermark passes the window end.
--- Grain: (minute, ad_id, country, device_type). Input: int_event_measures.
+-- Grain: (minute, ad_id, country, device_type, campaign_id, advertiser_id, vertical).
+-- Input: int_event_measures.
 -- minute_time (the window's rowtime) lets hour windows, sliding windows and Top-N cascade from it.
 
 CREATE TEMPORARY VIEW int_ad_minute AS
@@ -308,7 +314,8 @@ GROUP BY window_start, window_end, window_time,
   ad_id, campaign_id, advertiser_id, vertical, country, device_type;
 
 -- int_ad_hour: int_ad_minute rolled up into 1-hour windows (UTC), emitted once per window.
--- Grain: (hour, ad_id, country, device_type). Input: int_ad_minute.
+-- Grain: (hour, ad_id, country, device_type, campaign_id, advertiser_id, vertical).
+-- Input: int_ad_minute.
 
 CREATE TEMPORARY VIEW int_ad_hour AS
 SELECT
@@ -349,7 +356,8 @@ FROM TABLE(
 GROUP BY window_start, window_end, GROUPING SETS ((ad_id), (ad_id, country));
 
 -- mart_ad_day: final-tier daily roll-up (UTC days), emitted once the watermark passes the day.
--- Grain: (window_start_ms, ad_id, country, device_type). Input: int_ad_hour.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the sink's record key and Pinot's primary key. Input: int_ad_hour.
 
 CREATE TEMPORARY VIEW mart_ad_day AS
 SELECT
@@ -367,7 +375,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.41d263d940c6' AS pipeline_version,
+  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -376,8 +384,10 @@ GROUP BY window_start, window_end,
   ad_id, campaign_id, advertiser_id, vertical, country, device_type;
 
 -- snk_ad_day: topic `<outputs.prefix>ad-day`, read by the Pinot table ad_day.
--- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
--- the record key. Input: mart_ad_day.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the GROUP BY of its view: the Pinot primary key, which is also the record key (an ad seen with
+-- two campaigns in one window has two rows, and a shorter key would keep only one).
+-- Input: mart_ad_day.
 -- Exactly-once: visible to read_committed consumers at checkpoint.
 
 CREATE TABLE snk_ad_day (
@@ -414,7 +424,7 @@ CREATE TABLE snk_ad_day (
   'properties.ssl.truststore.location' = '/etc/adagg/kafka.truststore.jks',
   'properties.ssl.truststore.password' = '${env:ADAGG_KAFKA_TRUSTSTORE_PASSWORD}',
   'key.format' = 'json',
-  'key.fields' = 'window_start_ms;ad_id;country;device_type',
+  'key.fields' = 'window_start_ms;ad_id;country;device_type;campaign_id;advertiser_id;vertical',
   'value.format' = 'json',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
@@ -423,7 +433,8 @@ CREATE TABLE snk_ad_day (
 );
 
 -- mart_ad_hour: final-tier hourly roll-up of mart_ad_minute's measures (UTC hours).
--- Grain: (window_start_ms, ad_id, country, device_type). Input: int_ad_hour.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the sink's record key and Pinot's primary key. Input: int_ad_hour.
 
 CREATE TEMPORARY VIEW mart_ad_hour AS
 SELECT
@@ -434,13 +445,15 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.41d263d940c6' AS pipeline_version,
+  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
 -- snk_ad_hour: topic `<outputs.prefix>ad-hour`, read by the Pinot table ad_hour.
--- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
--- the record key. Input: mart_ad_hour.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the GROUP BY of its view: the Pinot primary key, which is also the record key (an ad seen with
+-- two campaigns in one window has two rows, and a shorter key would keep only one).
+-- Input: mart_ad_hour.
 -- Exactly-once: visible to read_committed consumers at checkpoint.
 
 CREATE TABLE snk_ad_hour (
@@ -477,7 +490,7 @@ CREATE TABLE snk_ad_hour (
   'properties.ssl.truststore.location' = '/etc/adagg/kafka.truststore.jks',
   'properties.ssl.truststore.password' = '${env:ADAGG_KAFKA_TRUSTSTORE_PASSWORD}',
   'key.format' = 'json',
-  'key.fields' = 'window_start_ms;ad_id;country;device_type',
+  'key.fields' = 'window_start_ms;ad_id;country;device_type;campaign_id;advertiser_id;vertical',
   'value.format' = 'json',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
@@ -488,7 +501,8 @@ CREATE TABLE snk_ad_hour (
 -- mart_ad_minute: final-tier minute aggregates per ad, country and device: impressions, clicks,
 -- conversions, invalid traffic, billable counts, spend and conversion value (CTR = clicks /
 -- impressions, billable or raw). Emitted once per window after the watermark; exactly-once.
--- Grain: (window_start_ms, ad_id, country, device_type). Input: int_ad_minute.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the sink's record key and Pinot's primary key. Input: int_ad_minute.
 
 CREATE TEMPORARY VIEW mart_ad_minute AS
 SELECT
@@ -499,13 +513,15 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.41d263d940c6' AS pipeline_version,
+  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
 -- snk_ad_minute: topic `<outputs.prefix>ad-minute`, read by the Pinot table ad_minute.
--- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
--- the record key. Input: mart_ad_minute.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the GROUP BY of its view: the Pinot primary key, which is also the record key (an ad seen with
+-- two campaigns in one window has two rows, and a shorter key would keep only one).
+-- Input: mart_ad_minute.
 -- Exactly-once: visible to read_committed consumers at checkpoint.
 
 CREATE TABLE snk_ad_minute (
@@ -542,7 +558,7 @@ CREATE TABLE snk_ad_minute (
   'properties.ssl.truststore.location' = '/etc/adagg/kafka.truststore.jks',
   'properties.ssl.truststore.password' = '${env:ADAGG_KAFKA_TRUSTSTORE_PASSWORD}',
   'key.format' = 'json',
-  'key.fields' = 'window_start_ms;ad_id;country;device_type',
+  'key.fields' = 'window_start_ms;ad_id;country;device_type;campaign_id;advertiser_id;vertical',
   'value.format' = 'json',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
@@ -553,7 +569,8 @@ CREATE TABLE snk_ad_minute (
 -- mart_ad_minute_live: live-tier minute aggregates: the same measures as mart_ad_minute,
 -- updated within seconds as events arrive (a changelog that upserts by key), for open windows
 -- too. Provisional: a minute's live row converges to its final row once the window closes.
--- Grain: (window_start_ms, ad_id, country, device_type). Input: int_event_measures.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the sink's record key and Pinot's primary key. Input: int_event_measures.
 
 CREATE TEMPORARY VIEW mart_ad_minute_live AS
 SELECT
@@ -571,15 +588,17 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.41d263d940c6' AS pipeline_version,
+  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
   ad_id, campaign_id, advertiser_id, vertical, country, device_type;
 
 -- snk_ad_minute_live: topic `<outputs.prefix>ad-minute-live`, read by the Pinot table ad_minute_live.
--- Grain: (window_start_ms, ad_id, country, device_type): the Pinot primary key, which is also
--- the record key. Input: mart_ad_minute_live.
+-- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
+-- the GROUP BY of its view: the Pinot primary key, which is also the record key (an ad seen with
+-- two campaigns in one window has two rows, and a shorter key would keep only one).
+-- Input: mart_ad_minute_live.
 -- Upsert changelog, at least once: a key's last record is its current value.
 
 CREATE TABLE snk_ad_minute_live (
@@ -604,7 +623,7 @@ CREATE TABLE snk_ad_minute_live (
   version BIGINT,
   pipeline_version STRING,
   computed_at_ms BIGINT,
-  PRIMARY KEY (window_start_ms, ad_id, country, device_type) NOT ENFORCED
+  PRIMARY KEY (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
   'topic' = 'ad-agg.ad-minute-live',
@@ -638,7 +657,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.41d263d940c6' AS pipeline_version,
+  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -755,7 +774,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.41d263d940c6' AS pipeline_version,
+  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -816,7 +835,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.41d263d940c6' AS pipeline_version,
+  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
