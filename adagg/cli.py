@@ -59,7 +59,12 @@ def cmd_sql(args) -> None:
     from adagg.sql import example_params, render
 
     # The backfill renders for a sample hour here; `adagg backfill` renders it for its range.
-    sys.stdout.write(render(args.env, args.job, **example_params(args.job)))
+    if args.action == "render":
+        sys.stdout.write(render(args.env, args.job, **example_params(args.job)))
+    else:
+        from adagg.plan import explain
+
+        print(explain(args.env, args.job, tuple(args.detail), **example_params(args.job)))
 
 
 def cmd_pinot(args) -> None:
@@ -276,9 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
     _env_arg(p)
     p.set_defaults(func=cmd_stack)
 
-    p = sub.add_parser("sql", help="render the Flink SQL of a job for an environment")
-    p.add_argument("action", choices=["render"])
+    p = sub.add_parser("sql", help="render the Flink SQL of a job for an environment, or print its plan",
+                       description="render: the job's SQL for the environment. explain: Flink's plan of it "
+                       "(EXPLAIN; planned locally, never submitted), e.g. --detail CHANGELOG_MODE or "
+                       "--detail JSON_EXECUTION_PLAN.")
+    p.add_argument("action", choices=["render", "explain"])
     p.add_argument("--job", default="streaming", help="job under sql/jobs (default: streaming)")
+    p.add_argument("--detail", action="append", default=[], choices=["ESTIMATED_COST", "CHANGELOG_MODE",
+                   "PLAN_ADVICE", "JSON_EXECUTION_PLAN"], help="explain: an EXPLAIN detail (repeatable)")
     _env_arg(p)
     p.set_defaults(func=cmd_sql)
 

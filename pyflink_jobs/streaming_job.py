@@ -50,15 +50,20 @@ def build_table_env(jars: list[str], conf: list[str] = (), batch: bool = False):
     return t_env
 
 
+def run_statement(t_env, statement: str):
+    """Apply a SET to the table config, or execute any other statement (returns its TableResult)."""
+    match = SET_RE.match(statement.strip())
+    if match:
+        t_env.get_config().set(match.group(1), match.group(2))
+        return None
+    return t_env.execute_sql(statement)
+
+
 def run_script(t_env, script: str):
     """Execute a rendered script; returns the TableResult of its statement set."""
     result = None
     for statement in split_statements(script):
-        match = SET_RE.match(statement.strip())
-        if match:
-            t_env.get_config().set(match.group(1), match.group(2))
-        else:
-            result = t_env.execute_sql(statement)
+        result = run_statement(t_env, statement) or result
     return result
 
 

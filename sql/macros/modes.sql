@@ -1,17 +1,7 @@
 {#- What the shared views do differently in the backfill (batch over the raw archive, where the
-    job sets `batch`) than in the streaming job: the arrival order of the dedups, and the event
-    detail the backfill has no sink for. Nothing else differs but the source. -#}
-
-{#- The order in which a key's deliveries arrived, for the dedups (first arrival wins).
-    Streaming: processing time. Batch: the Kafka offset, which orders arrivals the same way,
-    because all deliveries of a billing key (and so of an event) share one raw-topic partition. -#}
-{%- macro arrival_time() -%}
-{%- if batch is defined and batch -%}
-TO_TIMESTAMP_LTZ(kafka_offset, 3)
-{%- else -%}
-PROCTIME()
-{%- endif -%}
-{%- endmacro -%}
+    job sets `batch`) than in the streaming job: the event detail the backfill has no sink for.
+    Nothing else differs but the source (src_ad_events_archive orders the dedups by Kafka offset
+    where src_ad_events_raw has processing time). -#}
 
 {#- Columns that only the streaming job reads: the event-level detail of its enriched-events sink
     (mart_events_enriched), which the backfill does not write. The backfill's views leave them out,

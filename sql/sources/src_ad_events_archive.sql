@@ -2,9 +2,9 @@
 -- delivery the raw topic held, duplicates and late events included. Grain: one event delivery.
 -- Input: Parquet under `archive.path`, partitioned by dt/hr (UTC event date and hour).
 -- Columns match src_ad_events_raw, so the shared views read either; in batch mode `ts` is a plain
--- timestamp (no watermark: nothing is late) and proc_time orders deliveries by arrival (the
--- Kafka offset: see macros/modes.sql), for the dedups.
-{% from "macros/modes.sql" import arrival_time with context -%}
+-- timestamp (no watermark: nothing is late) and proc_time orders deliveries by arrival, for the
+-- dedups: the Kafka offset orders them as processing time did, because all deliveries of a
+-- billing key (and so of an event) share one raw-topic partition.
 CREATE TABLE src_ad_events_archive (
   schema_version INT,
   event_id STRING,
@@ -25,7 +25,7 @@ CREATE TABLE src_ad_events_archive (
   kafka_offset BIGINT,
   dt STRING,
   hr STRING,
-  proc_time AS {{ arrival_time() }},
+  proc_time AS TO_TIMESTAMP_LTZ(kafka_offset, 3),
   ts AS TO_TIMESTAMP_LTZ(event_time, 3)
 ) PARTITIONED BY (dt, hr) WITH (
   'connector' = 'filesystem',

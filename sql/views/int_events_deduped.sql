@@ -6,7 +6,7 @@
 CREATE TEMPORARY VIEW int_events_deduped AS
 SELECT
   event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
-  cost_micros, conversion_value_micros, kafka_offset, ts,
+  cost_micros, conversion_value_micros, kafka_offset, ts, billing_key,
 {%- call streaming_only() %}
   schema_version, ip, user_agent, placement_id, referrer_domain,
 {%- endcall %}

@@ -170,19 +170,31 @@ SELECT
   DATE_FORMAT(ts, 'HH') AS hr
 FROM src_ad_events_raw;
 
--- int_deliveries_enriched: on-time deliveries with their enrichment: device_type, os, browser,
--- country, vertical and invalid_reason from the Python UDF enrich_event (sql/functions/), packed
--- in one STRING and split here into an ARRAY<STRING> that int_events_enriched reads after the
--- dedup. Reading the fields here would not do: the planner copies the call into each of the six
--- expressions that read it. The split is one expression, so the call stays one.
+-- int_deliveries_enriched: on-time deliveries with their billing idempotency key and their
+-- enrichment: device_type, os, browser, country, vertical and invalid_reason from the Python UDF
+-- enrich_event (sql/functions/), packed in one STRING and split here into an ARRAY<STRING> that
+-- the dedups' views read. Reading the fields here would not do: the planner copies the call into
+-- each of the six expressions that read it. The split is one expression, so the call stays one.
 -- Grain: one event delivery (duplicates still present). Input: stg_events_on_time.
--- Enriching before the exact dedup gives every later view one shared UDF call: in batch mode the
--- planner would otherwise call the UDF once for the raw and once for the billable branch of
--- int_event_measures. A duplicate delivery costs one extra call (enrich_event is deterministic).
+-- Both dedups read this view: the exact one (int_events_deduped) and the billing one
+-- (int_events_billable), so the UDF runs once per delivery for both (enrich_event is
+-- deterministic; a duplicate delivery costs one extra call).
+-- billing_key = ad_id|user_id|event_type|bucket start ms with '\' and '|' in the ids escaped
+-- (macros/keys.sql), buckets per event type from the environment (billing.bucket_seconds);
+-- adagg/contract.py computes the same key, which the raw topic is keyed by.
 CREATE TEMPORARY VIEW int_deliveries_enriched AS
 SELECT
   event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
   cost_micros, conversion_value_micros, kafka_offset, proc_time, ts,
+  CONCAT_WS('|',
+    REPLACE(REPLACE(ad_id, '\', '\\'), '|', '\|'),
+    REPLACE(REPLACE(user_id, '\', '\\'), '|', '\|'),
+    event_type,
+    CAST(event_time - MOD(event_time, CASE event_type
+      WHEN 'impression' THEN 60000
+      WHEN 'click' THEN 60000
+      WHEN 'conversion' THEN 86400000
+    END) AS STRING)) AS billing_key,
   schema_version, ip, user_agent, placement_id, referrer_domain,
   SPLIT(enrich_event(CONCAT_WS(CHR(31),
     IF(POSITION(CHR(31) IN ip) > 0, '', COALESCE(ip, '')),
@@ -197,7 +209,7 @@ FROM stg_events_on_time;
 CREATE TEMPORARY VIEW int_events_deduped AS
 SELECT
   event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
-  cost_micros, conversion_value_micros, kafka_offset, ts,
+  cost_micros, conversion_value_micros, kafka_offset, ts, billing_key,
   schema_version, ip, user_agent, placement_id, referrer_domain,
   enrichment
 FROM (
@@ -210,11 +222,8 @@ WHERE delivery_rank = 1;
 -- int_events_enriched: unique on-time events with device, country, campaign vertical, the
 -- invalid-traffic reason (NULL = valid) and the billing idempotency key.
 -- Grain: one event (event_id). Input: int_events_deduped (its enrichment is enrich_event's result
--- split into an array, computed per delivery in int_deliveries_enriched and read here, after the
--- dedup).
--- billing_key = ad_id|user_id|event_type|bucket start ms with '\' and '|' in the ids escaped
--- (macros/keys.sql), buckets per event type from the environment (billing.bucket_seconds);
--- adagg/contract.py computes the same key for producers.
+-- split into an array, and its billing key, both computed per delivery in int_deliveries_enriched
+-- and read here, after the dedup).
 CREATE TEMPORARY VIEW int_events_enriched AS
 SELECT
   event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
@@ -226,36 +235,35 @@ SELECT
   enrichment[4] AS country,
   enrichment[5] AS vertical,
   NULLIF(enrichment[6], '') AS invalid_reason,
-  CONCAT_WS('|',
-    REPLACE(REPLACE(ad_id, '\', '\\'), '|', '\|'),
-    REPLACE(REPLACE(user_id, '\', '\\'), '|', '\|'),
-    event_type,
-    CAST(event_time - MOD(event_time, CASE event_type
-      WHEN 'impression' THEN 60000
-      WHEN 'click' THEN 60000
-      WHEN 'conversion' THEN 86400000
-    END) AS STRING)) AS billing_key,
-  -- A fresh arrival-time attribute for the billing dedup (the first one is consumed by the
-  -- exact dedup, which must not pass it on to stay a deduplication); macros/modes.sql.
-  PROCTIME() AS proc_time,
+  billing_key,
   ts
 FROM int_events_deduped;
 
 -- int_events_billable: the events advertisers pay for: valid traffic, first arrival per
 -- billing key (a user's repeats on an ad within one bucket bill once).
--- Grain: one billing key. Input: int_events_enriched.
--- The raw topic is keyed by billing key, so a key's events arrive in order from one partition.
+-- Grain: one billing key. Input: int_deliveries_enriched: deliveries, not unique events.
+-- Why deliveries: the first valid delivery of a key is the first delivery of the key's first valid
+-- event, so the result is the one over unique events. But a key's deliveries reach this dedup in
+-- the order of their Kafka partition (the raw topic is keyed by billing key: one key, one
+-- partition, one channel), while unique events come out of the exact dedup, which is keyed by
+-- event_id: at parallelism > 1 two events of one key pass different subtasks, and which one bills
+-- would depend on which arrived first.
 CREATE TEMPORARY VIEW int_events_billable AS
 SELECT *
 FROM (
   -- The event and the columns int_event_measures reads, no more: the batch planner does not prune
   -- columns below a ROW_NUMBER, so every column listed here is sorted (a backfill sorts a day).
   SELECT
-    event_id, ad_id, campaign_id, advertiser_id, vertical, country, device_type, publisher_id, event_type,
-    event_time, ts, cost_micros, conversion_value_micros, billing_key,
+    event_id, ad_id, campaign_id, advertiser_id,
+    enrichment[5] AS vertical,
+    enrichment[4] AS country,
+    enrichment[1] AS device_type,
+    publisher_id, event_type, event_time, ts, cost_micros,
+    COALESCE(conversion_value_micros, CAST(0 AS BIGINT)) AS conversion_value_micros,
+    billing_key,
     ROW_NUMBER() OVER (PARTITION BY billing_key ORDER BY proc_time ASC) AS billing_rank
-  FROM int_events_enriched
-  WHERE invalid_reason IS NULL
+  FROM int_deliveries_enriched
+  WHERE NULLIF(enrichment[6], '') IS NULL
 )
 WHERE billing_rank = 1;
 
@@ -375,7 +383,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
+  '0.1.0+sql.5603190bc049' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -445,7 +453,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
+  '0.1.0+sql.5603190bc049' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -513,7 +521,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
+  '0.1.0+sql.5603190bc049' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -588,7 +596,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
+  '0.1.0+sql.5603190bc049' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -657,7 +665,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
+  '0.1.0+sql.5603190bc049' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -774,7 +782,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
+  '0.1.0+sql.5603190bc049' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -835,7 +843,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.ce2d04a9ce7d' AS pipeline_version,
+  '0.1.0+sql.5603190bc049' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
