@@ -40,6 +40,13 @@ def submit(env_name: str = "local", job: str = "streaming", say=print, from_save
     return job_id
 
 
+def mini_cluster_conf(env) -> list[str]:
+    """KEY=VALUE settings for a local mini-cluster that runs the streaming job (integration tests,
+    benchmarks) with the managed memory one of the stack's TaskManagers has: the mini-cluster's
+    default is too small for the window buffers beside RocksDB at the job's parallelism."""
+    return [f"taskmanager.memory.managed.size={env.stack.flink_taskmanager.managed_memory}"]
+
+
 def sql_client_opt_dir() -> Path:
     """An opt/ folder for Flink's SQL client: the wheel's opt/ jars plus the SQL gateway jar."""
     return link_jars(home() / "flink-opt",

@@ -234,9 +234,12 @@ def mini_cluster_conf(checkpoint_dir: Path) -> list[str]:
     JobManager-memory storage caps each task's state at 5 MB, which the job exceeds at this size.
     No restarts: a failed run is an error, not a slower run.
     """
+    from adagg.env import load
+    from adagg.flink import mini_cluster_conf as managed  # RocksDB and the window buffers share it
+
     return [f"execution.checkpointing.dir={checkpoint_dir.resolve().as_uri()}",
             "execution.checkpointing.storage=filesystem",
-            "restart-strategy.type=none"]
+            "restart-strategy.type=none", *managed(load("local"))]
 
 
 def run_variant(planned: dict, jars: list[str], records: int, conf: list[str], timeout_s: float) -> dict:

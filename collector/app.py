@@ -29,6 +29,7 @@ from adagg.contract import versions
 from collector import metrics, pixel
 from collector.config import ApiKey, Settings
 from collector.events import Record, Request, dead_letter, from_bytes, from_object, split_body
+from collector.heartbeat import Heartbeat
 from collector.kafka_writer import KafkaWriter, Unavailable
 from collector.ratelimit import RateLimiter
 from collector.validation import Rejection
@@ -64,6 +65,8 @@ class Collector:
             s.kafka, s.buffer_events, s.delivery_timeout_ms, s.linger_ms, probe_topic=s.raw_topic))
         self.writer: KafkaWriter | None = None
         self._probe_task: asyncio.Task | None = None
+        self.heartbeat = Heartbeat(settings.collector_id, settings.heartbeat_interval_ms / 1000)
+        self._heartbeat_task: asyncio.Task | None = None
 
     # ---- lifecycle ----
 
@@ -78,12 +81,17 @@ class Collector:
         gc.set_threshold(50_000, 50, 100)
         await asyncio.to_thread(self.writer.probe)
         self._probe_task = asyncio.create_task(self._probe_forever())
+        if self.settings.heartbeat_interval_ms > 0:
+            headers = [("adagg-collector", self.settings.collector_id.encode())]
+            self._heartbeat_task = asyncio.create_task(self.heartbeat.run(self.writer, self.settings.raw_topic, headers))
         log.info("collector %s ready=%s, writing %s (dead letters: %s)", self.settings.collector_id,
                  self.writer.kafka_up, self.settings.raw_topic, self.settings.dlq_topic)
         try:
             yield
         finally:
             self._probe_task.cancel()
+            if self._heartbeat_task:
+                self._heartbeat_task.cancel()
             # uvicorn has stopped taking requests and waited for those in progress; flush the rest.
             left = await self.writer.close(self.settings.delivery_timeout_ms / 1000)
             log.info("collector %s stopped (%d records unsent)", self.settings.collector_id, left)
@@ -163,6 +171,7 @@ class Collector:
                 results.append({"status": "retry", "reason": "unavailable", "message": failed[i]})
             elif isinstance(outcome, Record):
                 accepted += 1
+                self.heartbeat.saw(outcome.event_time)
                 results.append({"status": "accepted", "event_id": outcome.event_id} if outcome.assigned_id
                                else _ACCEPTED)
             else:

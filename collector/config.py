@@ -55,6 +55,7 @@ class Settings:
     pixel_max_age_s: int
     raw_topic: str
     dlq_topic: str
+    heartbeat_interval_ms: int   # 0: no heartbeats (collector/heartbeat.py)
     bucket_ms: dict[str, int]
     kafka: dict[str, str] = field(repr=False)
     keys: dict[str, ApiKey] = field(repr=False)   # by sha256
@@ -114,5 +115,6 @@ def load_settings(env, workers: int | None = None, host: str | None = None, port
         retry_after_s=c.retry_after_seconds, trust_forwarded_for=c.trust_forwarded_for,
         pixel_max_age_s=c.pixel_max_age_seconds,
         raw_topic=env.topics.raw.name, dlq_topic=env.topics.dlq.name,
+        heartbeat_interval_ms=c.heartbeat_interval_ms,
         bucket_ms={t: s * 1000 for t, s in env.billing.bucket_seconds.items()},
         kafka=kafka_client_config(env), keys={k.sha256: k for k in keys})

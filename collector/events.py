@@ -32,6 +32,7 @@ class Record(NamedTuple):
     key: bytes      # billing key: the pipeline's idempotency key, and what the topic is keyed by
     value: bytes    # the contract event, compact JSON
     assigned_id: bool  # event_id was made by the collector (the answer then carries it)
+    event_time: int  # epoch ms: what the collector's heartbeats follow (collector/heartbeat.py)
 
 
 def assigned_event_id(source: str, raw: bytes) -> str:
@@ -63,7 +64,7 @@ def finish(event: Any, raw: bytes | None, req: Request, settings: Settings) -> R
         event = msgspec.structs.replace(event, **fill)
     key = billing_key_of(event.ad_id, event.user_id, event.event_type, event.event_time, settings.bucket_ms)
     return Record(event.event_id, key.encode(), raw if raw is not None and not fill else validation.encode(event),
-                  "event_id" in fill)
+                  "event_id" in fill, event.event_time)
 
 
 def from_bytes(raw: bytes, req: Request, settings: Settings) -> Record | Rejection:

@@ -61,6 +61,11 @@ def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
+def _log_failure(err, msg) -> None:
+    if err is not None:
+        log.warning("kafka: heartbeat to %s[%s] failed: %s", msg.topic(), msg.partition(), err.str())
+
+
 def _resolve(future: asyncio.Future) -> None:
     if not future.done():
         future.set_result(None)
@@ -74,6 +79,7 @@ class KafkaWriter:
         self.in_flight = 0           # produced, delivery not yet reported (event loop thread only)
         self.kafka_up = False
         self.kafka_state = "starting"   # up | unreachable | raw topic missing
+        self.partitions = 0             # of the probe topic (the raw topic), from its metadata
         self._work = asyncio.Event()
         self._pump_task: asyncio.Task | None = None
         self._config = {
@@ -120,6 +126,8 @@ class KafkaWriter:
             topic = meta.topics.get(self.probe_topic)
             ok = bool(topic and not topic.error and topic.partitions
                       and all(p.leader >= 0 for p in topic.partitions.values()))
+            if ok:
+                self.partitions = len(topic.partitions)
             state = "up" if ok else f"topic {self.probe_topic} missing or leaderless"
         except KafkaException:
             ok, state = False, "unreachable"
@@ -164,6 +172,17 @@ class KafkaWriter:
             return batch.errors
         finally:
             self.in_flight -= len(records)
+
+    def to_every_partition(self, topic: str, value: bytes, headers: list) -> None:
+        """Produce one record, without a key, to each partition of the topic (heartbeats). Not
+        waited for: the next one follows within seconds, and a failure is only logged."""
+        for partition in range(self.partitions):
+            try:
+                self.producer.produce(topic, value, partition=partition, headers=headers, on_delivery=_log_failure)
+            except (BufferError, KafkaException) as error:
+                log.warning("kafka: heartbeat to %s[%d] not produced: %s", topic, partition, error)
+                return
+        self._work.set()
 
     async def close(self, timeout_s: float = 30.0) -> int:
         """Flush what is in flight (graceful shutdown); returns the number of records still unsent."""

@@ -1,8 +1,10 @@
 -- src_ad_events_raw: raw ad events as written to the raw topic, one row per Kafka record
--- (duplicates included). Grain: one event delivery. Input: topic `topics.raw`, keyed by
--- billing key. Columns are the union of every contract version (contracts/ad_event/): fields
--- a producer's version lacks read as NULL, unknown fields are ignored.
--- Event time `ts` trails by the watermark bound plus the allowed lateness (see infra/env).
+-- (duplicates included), and the collector's heartbeats. Grain: one event delivery or heartbeat.
+-- Input: topic `topics.raw`, keyed by billing key. Columns are the union of every contract version
+-- (contracts/ad_event/): fields a producer's version lacks read as NULL, unknown fields are ignored.
+-- Event time `ts` trails by the watermark bound plus the allowed lateness (see infra/env). There is
+-- no idle timeout: the collector's heartbeats keep every partition's watermark moving instead
+-- (collector/heartbeat.py says why).
 {% from "macros/kafka.sql" import kafka_with with context %}
 CREATE TABLE src_ad_events_raw (
   schema_version INT,
@@ -20,6 +22,9 @@ CREATE TABLE src_ad_events_raw (
   cost_micros BIGINT,
   conversion_value_micros BIGINT,
   referrer_domain STRING,
+  -- Set (to the collector's id) on a heartbeat: a record with an event time and nothing else, which
+  -- counts for the watermarks and is dropped after (stg_deliveries, stg_raw_archive).
+  heartbeat STRING,
   -- Where the delivery sits in Kafka: the raw archive's manifests record offset ranges from these.
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,

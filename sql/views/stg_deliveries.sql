@@ -1,6 +1,7 @@
 -- stg_deliveries: every raw delivery with its partition's watermark: the highest event time its
--- Kafka partition has delivered up to and including it, minus the same delay as the source's
--- WATERMARK. The late split tests each delivery against it as well as against CURRENT_WATERMARK.
+-- Kafka partition has delivered up to and including it (heartbeats included, which are then
+-- dropped), minus the same delay as the source's WATERMARK. The late split tests each delivery
+-- against it as well as against CURRENT_WATERMARK.
 -- Grain: one event delivery (duplicates included). Input: src_ad_events_raw.
 -- Why: Flink checkpoints no source watermark. After any restore CURRENT_WATERMARK(ts) is NULL, then
 -- low, until fresh watermarks arrive, while every window operator restores its own and drops the
@@ -19,4 +20,5 @@ FROM (
       PARTITION BY kafka_partition ORDER BY proc_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS partition_high_ms
   FROM src_ad_events_raw
-);
+)
+WHERE heartbeat IS NULL;

@@ -10,4 +10,5 @@ SELECT
   kafka_offset,
   DATE_FORMAT(ts, 'yyyy-MM-dd') AS dt,
   DATE_FORMAT(ts, 'HH') AS hr
-FROM src_ad_events_raw;
+FROM src_ad_events_raw
+WHERE heartbeat IS NULL;

@@ -81,19 +81,22 @@ def collector(kafka):
     stop(running)
 
 
-def consume(env, topic: str) -> list[tuple[int, bytes | None, bytes, dict]]:
-    """Every record of a topic: (partition, key, value, headers)."""
+def consume(env, topic: str, heartbeats: bool = False) -> list[tuple[int, bytes | None, bytes, dict]]:
+    """Every record of a topic: (partition, key, value, headers); the collector's heartbeats
+    (collector/heartbeat.py) only if asked for."""
     consumer = Consumer({"bootstrap.servers": env.kafka.bootstrap_servers, "group.id": f"t-{uuid.uuid4().hex}",
                          "enable.auto.commit": False})
     try:
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
         consumer.assign([TopicPartition(topic, p, 0) for p in parts])
-        out, deadline = [], time.monotonic() + 60
-        while sum(1 for _ in out) < sum(ends.values()) and time.monotonic() < deadline:
+        out, read, deadline = [], 0, time.monotonic() + 60
+        while read < sum(ends.values()) and time.monotonic() < deadline:
             msg = consumer.poll(1.0)
             if msg is not None and not msg.error():
-                out.append((msg.partition(), msg.key(), msg.value(), dict(msg.headers() or [])))
+                read += 1
+                if heartbeats or b'"heartbeat"' not in msg.value():
+                    out.append((msg.partition(), msg.key(), msg.value(), dict(msg.headers() or [])))
         return out
     finally:
         consumer.close()
@@ -167,18 +170,52 @@ def test_accounting_every_event_is_accepted_or_rejected_and_accepted_ones_are_in
     for part, key, value, headers in raw:
         event = json.loads(value)
         assert key == billing_key(event, {"impression": 60_000, "click": 60_000, "conversion": 3_600_000}).encode()
-        assert (murmur2(key) & 0x7FFFFFFF) % 3 == part  # the partition a Java client would pick
+        assert (murmur2(key) & 0x7FFFFFFF) % collector.env.topics.raw.partitions == part  # as a Java client picks
         assert headers["adagg-collector"] == b"it-8071" and headers["adagg-source"] == b"local-sdk"
         assert abs(int(headers["adagg-received-at"]) - time.time() * 1000) < 600_000
         original = json.loads(accepted[event["event_id"]])
         assert event == {**original, **{k: event[k] for k in ("event_id", "ip", "user_agent")}}
         if "ip" not in original:
             assert event["ip"] == "127.0.0.1" and event["user_agent"].startswith("python-httpx")
-    assert partitions == 3
+    assert partitions == collector.env.topics.raw.partitions
 
     dlq = [json.loads(value) for _, _, value, _ in consume(collector.env, collector.env.topics.dlq.name)]
     assert sorted(d["raw"] for d in dlq) == sorted(v.decode() for v in rejected)
     assert all(d["source"] == "local-sdk" and d["reason"] and d["received_at"] > 0 for d in dlq)
+
+
+def test_heartbeats_reach_every_partition_with_the_highest_event_time_never_ahead_of_the_clock(kafka):
+    """None before the first event; then every partition gets one per interval, with no key, the
+    collector's id, and the highest accepted event time, capped at the collector's clock."""
+    env = isolated_env(f"hb{uuid.uuid4().hex[:6]}")
+    ensure_topics(env, say=lambda _: None)
+    running = start_collector(env, port=8072, **{"collector.heartbeat_interval_ms": 200})
+    try:
+        time.sleep(1)
+        assert consume(env, env.topics.raw.name, heartbeats=True) == []
+        now = int(time.time() * 1000)
+        events = unique_events(seed=5, count=3)[:3]
+        for event, age in zip(events, (3000, 1000, 2000)):
+            event["event_time"] = now - age
+        with httpx.Client(base_url=running.url, headers=AUTH, timeout=30) as http:
+            assert http.post("/v1/events", content=json.dumps(events)).json()["accepted"] == 3
+            time.sleep(1)
+            beats = [(p, k, json.loads(v), h) for p, k, v, h in consume(env, env.topics.raw.name, heartbeats=True)
+                     if b'"heartbeat"' in v]
+            assert {p for p, *_ in beats} == set(range(env.topics.raw.partitions))
+            assert all(k is None and h["adagg-collector"] == b"it-8072" for _, k, _, h in beats)
+            assert {b["event_time"] for _, _, b, _ in beats} == {now - 1000}
+            assert {b["heartbeat"] for _, _, b, _ in beats} == {"it-8072"}
+
+            future = {**unique_events(seed=6, count=1)[0], "event_time": now + 3_600_000}
+            assert http.post("/v1/events", content=json.dumps(future)).json()["accepted"] == 1
+            time.sleep(1)
+            after = int(time.time() * 1000)
+        latest = {p: json.loads(v)["event_time"] for p, _, v, _ in consume(env, env.topics.raw.name, heartbeats=True)
+                  if b'"heartbeat"' in v}  # each partition's last heartbeat (a partition is read in order)
+        assert all(now < t <= after for t in latest.values()), (now, latest, after)
+    finally:
+        stop(running)
 
 
 # ---------------------------------------------------------------- bad input

@@ -79,7 +79,7 @@ def test_rates_are_split_over_workers():
 def test_a_complete_event_goes_out_byte_for_byte(settings):
     raw = json.dumps(EVENT).encode()
     record = from_bytes(raw, request(settings), settings)
-    assert record == Record("e-1", billing_key(EVENT, settings.bucket_ms).encode(), raw, False)
+    assert record == Record("e-1", billing_key(EVENT, settings.bucket_ms).encode(), raw, False, EVENT["event_time"])
 
 
 @pytest.mark.parametrize("flavour", ["separator", "escape", "unit_separator", "quotes", "unicode", "max_length"])
@@ -96,7 +96,8 @@ def test_fuzzed_ids_are_accepted_and_keyed_by_their_escaped_billing_key(settings
                          for name in fuzz_ids.ID_FIELDS}}
     raw = json.dumps(event, ensure_ascii=ensure_ascii).encode()
     record = from_bytes(raw, request(settings), settings)
-    assert record == Record(event["event_id"], billing_key(event, settings.bucket_ms).encode(), raw, False)
+    assert record == Record(event["event_id"], billing_key(event, settings.bucket_ms).encode(), raw, False,
+                            event["event_time"])
 
 
 def test_missing_id_ip_and_agent_are_filled_from_the_request(settings):

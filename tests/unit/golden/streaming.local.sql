@@ -43,10 +43,12 @@ SET 'python.execution-mode' = 'thread';
 CREATE TEMPORARY SYSTEM FUNCTION enrich_event AS 'udfs.flink.enrich_event' LANGUAGE PYTHON;
 
 -- src_ad_events_raw: raw ad events as written to the raw topic, one row per Kafka record
--- (duplicates included). Grain: one event delivery. Input: topic `topics.raw`, keyed by
--- billing key. Columns are the union of every contract version (contracts/ad_event/): fields
--- a producer's version lacks read as NULL, unknown fields are ignored.
--- Event time `ts` trails by the watermark bound plus the allowed lateness (see infra/env).
+-- (duplicates included), and the collector's heartbeats. Grain: one event delivery or heartbeat.
+-- Input: topic `topics.raw`, keyed by billing key. Columns are the union of every contract version
+-- (contracts/ad_event/): fields a producer's version lacks read as NULL, unknown fields are ignored.
+-- Event time `ts` trails by the watermark bound plus the allowed lateness (see infra/env). There is
+-- no idle timeout: the collector's heartbeats keep every partition's watermark moving instead
+-- (collector/heartbeat.py says why).
 
 CREATE TABLE src_ad_events_raw (
   schema_version INT,
@@ -64,6 +66,9 @@ CREATE TABLE src_ad_events_raw (
   cost_micros BIGINT,
   conversion_value_micros BIGINT,
   referrer_domain STRING,
+  -- Set (to the collector's id) on a heartbeat: a record with an event time and nothing else, which
+  -- counts for the watermarks and is dropped after (stg_deliveries, stg_raw_archive).
+  heartbeat STRING,
   -- Where the delivery sits in Kafka: the raw archive's manifests record offset ranges from these.
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
@@ -86,8 +91,9 @@ CREATE TABLE src_ad_events_raw (
 );
 
 -- stg_deliveries: every raw delivery with its partition's watermark: the highest event time its
--- Kafka partition has delivered up to and including it, minus the same delay as the source's
--- WATERMARK. The late split tests each delivery against it as well as against CURRENT_WATERMARK.
+-- Kafka partition has delivered up to and including it (heartbeats included, which are then
+-- dropped), minus the same delay as the source's WATERMARK. The late split tests each delivery
+-- against it as well as against CURRENT_WATERMARK.
 -- Grain: one event delivery (duplicates included). Input: src_ad_events_raw.
 -- Why: Flink checkpoints no source watermark. After any restore CURRENT_WATERMARK(ts) is NULL, then
 -- low, until fresh watermarks arrive, while every window operator restores its own and drops the
@@ -106,7 +112,8 @@ FROM (
       PARTITION BY kafka_partition ORDER BY proc_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS partition_high_ms
   FROM src_ad_events_raw
-);
+)
+WHERE heartbeat IS NULL;
 
 -- stg_events_on_time: raw events that arrived before either watermark passed them: the job's
 -- (CURRENT_WATERMARK, the minimum over all partitions) and their own partition's.
@@ -162,7 +169,8 @@ SELECT
   kafka_offset,
   DATE_FORMAT(ts, 'yyyy-MM-dd') AS dt,
   DATE_FORMAT(ts, 'HH') AS hr
-FROM src_ad_events_raw;
+FROM src_ad_events_raw
+WHERE heartbeat IS NULL;
 
 -- int_deliveries_enriched: on-time deliveries with their billing idempotency key and their
 -- enrichment: device_type, os, browser, country, vertical and invalid_reason from the Python UDF
@@ -377,7 +385,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5603190bc049' AS pipeline_version,
+  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -441,7 +449,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5603190bc049' AS pipeline_version,
+  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -503,7 +511,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5603190bc049' AS pipeline_version,
+  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -572,7 +580,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.5603190bc049' AS pipeline_version,
+  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -635,7 +643,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5603190bc049' AS pipeline_version,
+  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -740,7 +748,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5603190bc049' AS pipeline_version,
+  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -795,7 +803,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.5603190bc049' AS pipeline_version,
+  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
