@@ -42,12 +42,12 @@ def cmd_stack(args) -> None:
         print("Stack is down.")
     elif args.action == "status":
         rows = stack.status()
-        print(f"{'service':18} {'pid':>7} {'state':9} {'RSS MB':>7}  url")
+        print(f"{'service':20} {'pid':>7} {'state':9} {'RSS MB':>7}  url")
         for r in rows:
             state = "healthy" if r["healthy"] else ("starting" if r["running"] else "stopped")
-            print(f"{r['service']:18} {r['pid'] or '-':>7} {state:9} {r['rss_mb'] or '-':>7}  {r['url']}")
+            print(f"{r['service']:20} {r['pid'] or '-':>7} {state:9} {r['rss_mb'] or '-':>7}  {r['url']}")
         total = sum(r["rss_mb"] or 0 for r in rows)
-        print(f"{'total':18} {'':7} {'':9} {total:7.0f}")
+        print(f"{'total':20} {'':7} {'':9} {total:7.0f}")
     elif args.action == "logs":
         names = [s.name for s in stack.select(args.only)]
         for name in names:

@@ -44,7 +44,10 @@ def mini_cluster_conf(env) -> list[str]:
     """KEY=VALUE settings for a local mini-cluster that runs the streaming job (integration tests,
     benchmarks) with the managed memory one of the stack's TaskManagers has: the mini-cluster's
     default is too small for the window buffers beside RocksDB at the job's parallelism."""
-    return [f"taskmanager.memory.managed.size={env.stack.flink_taskmanager.managed_memory}"]
+    from adagg.paths import data
+
+    return [f"taskmanager.memory.managed.size={env.stack.flink_taskmanager.managed_memory}",
+            f"state.backend.rocksdb.log.dir={data() / 'rocksdb-logs'}", "state.backend.rocksdb.log.level=HEADER_LEVEL"]
 
 
 def sql_client_opt_dir() -> Path:
@@ -129,9 +132,11 @@ def wait_recovered(rest_url: str, job_id: str, since_ms: int, timeout_s: float =
         if detail.get("state") in ("FAILED", "CANCELED", "FINISHED"):
             raise StackError(f"Flink job {job_id} is {detail['state']}")
         running_at = detail["timestamps"].get("RUNNING", 0)
+        # A vertex counts as RUNNING once one subtask runs: wait for all (the others may still be
+        # restoring their state), and take the time from here, not from the job's RUNNING switch.
         if (detail["state"] == "RUNNING" and running_at >= since_ms
-                and all(v["status"] == "RUNNING" for v in detail["vertices"])):
-            return running_at
+                and all(v["tasks"].get("RUNNING", 0) == v["parallelism"] for v in detail["vertices"])):
+            return max(running_at, int(time.time() * 1000))
         time.sleep(0.25)
     raise StackError(f"Flink job {job_id} did not run again within {timeout_s:.0f} s of a failure")
 

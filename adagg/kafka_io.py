@@ -160,6 +160,54 @@ def read_topic(env, topic: str, idle_timeout_s: float = 2.0) -> Iterator[tuple[b
         consumer.close()
 
 
+def end_offsets(env, topic: str) -> dict[int, int]:
+    """partition -> the offset the next record will get."""
+    from confluent_kafka import Consumer, TopicPartition as TP
+
+    from collector.config import kafka_client_config
+
+    consumer = Consumer({**kafka_client_config(env), "group.id": "adagg-offsets", "enable.auto.commit": False})
+    try:
+        parts = consumer.list_topics(topic, timeout=15).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TP(topic, p), timeout=15)[1] for p in parts}
+    finally:
+        consumer.close()
+
+
+def read_deliveries(env, since: dict[int, int] | None = None):
+    """The raw topic's records from `since` (partition -> first offset; default: the beginning) up to
+    its end now, as adagg.oracle.Delivery: events and the collector's heartbeats, each partition in
+    offset order. librdkafka: a fault test reads hundreds of thousands of records at each check."""
+    from confluent_kafka import Consumer, TopicPartition as TP
+
+    from adagg.oracle import Delivery
+    from collector.config import kafka_client_config
+
+    topic = env.topics.raw.name
+    ends = end_offsets(env, topic)
+    start = {p: (since or {}).get(p, 0) for p in ends}
+    want = {p: ends[p] - start[p] for p in ends if ends[p] > start[p]}
+    consumer = Consumer({**kafka_client_config(env), "group.id": "adagg-oracle", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"})
+    out, left, loads = [], dict(want), json.loads
+    try:
+        consumer.assign([TP(topic, p, start[p]) for p in want])
+        deadline = time.monotonic() + 300
+        while any(left.values()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic}: {sum(left.values())} records not read in 300 s")
+            for msg in consumer.consume(10_000, timeout=1.0):
+                if msg.error():
+                    continue
+                p = msg.partition()
+                if left.get(p, 0) > 0 and msg.offset() < ends[p]:
+                    out.append(Delivery(p, msg.offset(), loads(msg.value())))
+                    left[p] -= 1
+    finally:
+        consumer.close()
+    return out
+
+
 def newest_event_time(env) -> int | None:
     """The largest event_time among the last record of each raw-topic partition (None if empty)."""
     consumer = KafkaConsumer(**connection(env), enable_auto_commit=False,

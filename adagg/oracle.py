@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from types import MappingProxyType
@@ -239,7 +239,67 @@ def derive_oracle(phases: Sequence[Sequence[Send]], bound_ms: int, late_margin_m
     Raises ValueError if a send is neither clearly on-time nor clearly late.
     """
     replay = _replay(phases, bound_ms, late_margin_ms)
-    final_wm = replay.last_fence_ts - bound_ms - 1
+    return _outputs(replay, replay.last_fence_ts - bound_ms - 1, bucket_ms)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One record of the raw topic, where it sits: an event, or a collector heartbeat."""
+    partition: int
+    offset: int
+    record: Mapping[str, Any]
+
+
+def derive_from_deliveries(deliveries: Iterable[Delivery], partitions: int, delay_ms: int,
+                           bucket_ms: Mapping[str, int] = BUCKET_MS) -> Oracle:
+    """Every output of the job, from what the raw topic holds, in its order: no phases, no fences.
+
+    The job's rule (sql/views/stg_deliveries.sql): a delivery is late when its event time is at or
+    below its partition's highest event time so far (heartbeats included) minus the watermark
+    delay. The job's own watermark, the minimum over partitions, can add nothing to that while no
+    partition is silent, which the collector's heartbeats (or a test's fences) ensure. A window is
+    final once every partition's highest event time minus the delay has passed its end.
+    `deliveries` must hold each partition's records in offset order (partitions may interleave).
+    """
+    by_partition: dict[int, list[Delivery]] = {}
+    for d in deliveries:
+        by_partition.setdefault(d.partition, []).append(d)
+    events: dict[str, Row] = {}
+    on_time: dict[str, None] = {}  # ordered set
+    late_ids: set[str] = set()
+    stats = dict.fromkeys(["sends", "fences", "duplicates", "out_of_order", "late_sends", "late_duplicates"], 0)
+    highs: list[int] = []
+    for p in range(partitions):
+        high: int | None = None
+        for d in sorted(by_partition.get(p, []), key=lambda d: d.offset):
+            ts = d.record["event_time"]
+            out_of_order = high is not None and ts < high
+            high = ts if high is None else max(high, ts)
+            if "heartbeat" in d.record:
+                continue
+            eid = d.record["event_id"]
+            dup = eid in events
+            events.setdefault(eid, dict(d.record))
+            stats["sends"] += 1
+            stats["duplicates"] += dup
+            if ts <= high - delay_ms:
+                late_ids.add(eid)
+                stats["late_sends"] += 1
+                stats["late_duplicates"] += dup
+            else:
+                stats["out_of_order"] += out_of_order and not dup
+                on_time.setdefault(eid)
+        highs.append(high if high is not None else -(1 << 62))
+    if not events:
+        raise ValueError("no event deliveries")
+    stats["min_event_time_ms"] = min(e["event_time"] for e in events.values())
+    replay = _Replay(events, list(on_time), late_ids, set(), min(highs), stats)
+    return _outputs(replay, min(highs) - delay_ms - 1, bucket_ms)
+
+
+def _outputs(replay: _Replay, final_wm: int, bucket_ms: Mapping[str, int]) -> Oracle:
+    """Every output of the job from a replay: which events counted on time, in arrival order, and
+    the final watermark (the windows it passed are final)."""
     labels = {eid: enrich(ev, bucket_ms) for eid, ev in replay.events.items()}
     on_time = [replay.events[eid] for eid in replay.on_time]
     billable = _billable(on_time, labels)

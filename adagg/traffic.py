@@ -83,7 +83,7 @@ class Traffic:
 
 
 @dataclass(frozen=True)
-class _Config:
+class Config:
     seed: int
     ads: int
     partitions: int
@@ -142,11 +142,11 @@ def generate(
     past the next UTC day boundary, so that every hour and day window closes too. Raises ValueError
     on bad arguments, or if any send it built is not clearly on-time or clearly late.
     """
-    cfg = _Config(seed, ads, partitions, start_ms, bound_ms, events_per_second, duplicate_rate,
+    cfg = Config(seed, ads, partitions, start_ms, bound_ms, events_per_second, duplicate_rate,
                   out_of_order_rate, dict(bucket_ms), dict(type_weights), hot_ad_share, retry_rate,
                   bot_rate, blocked_ip_rate, unknown_ip_rate, v2_rate, fuzz_rate, campaign_switch_rate)
     _validate(cfg, events, late_rate, late_margin_ms)
-    gen = _Generator(cfg)
+    gen = Generator(cfg)
 
     late_count = round(events * late_rate)
     main_count = round((events - late_count) * _MAIN_FRACTION)
@@ -186,7 +186,7 @@ def _close_fence_ts(last_max: int, bound_ms: int, close_day: bool) -> int:
     return ts
 
 
-def _validate(cfg: _Config, events: int, late_rate: float, late_margin_ms: int) -> None:
+def _validate(cfg: Config, events: int, late_rate: float, late_margin_ms: int) -> None:
     for name, v in [("events", events), ("ads", cfg.ads), ("partitions", cfg.partitions)]:
         if v <= 0:
             raise ValueError(f"{name} must be > 0, got {v}")
@@ -231,10 +231,10 @@ class _Choice:
         return rng.choices(self.items, cum_weights=self.cum)[0]
 
 
-class _Generator:
+class Generator:
     """Mutable state while building phases: rng, timeline max, pending re-sends and retries."""
 
-    def __init__(self, cfg: _Config) -> None:
+    def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
         # Fuzzing and campaign switches draw from their own stream, so the rest of the traffic of

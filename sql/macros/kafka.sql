@@ -23,17 +23,22 @@ WITH (
 {%- endmacro -%}
 
 {#- An exactly-once append sink: JSON records keyed by `key_fields` (the Pinot primary key),
-    visible to read_committed consumers when a checkpoint commits. -#}
+    visible to read_committed consumers when a checkpoint commits. An aggregate output (a topic
+    under outputs.prefix) runs with outputs.sink_parallelism writers when the environment sets it:
+    aggregates are few rows, and every writer is a transactional producer that a restart must set up
+    again (docs/stack.md#recovery). -#}
 {%- macro exactly_once_sink(topic, key_fields, name) -%}
-{{ kafka_with(topic, {
+{%- set parallelism = env.outputs.get('sink_parallelism') if topic.name.startswith(env.outputs.prefix) else none -%}
+{{ kafka_with(topic, dict({
   'key.format': 'json',
   'key.fields': key_fields | join(';'),
   'value.format': 'json',
   'value.fields-include': 'ALL',
   'sink.delivery-guarantee': 'exactly-once',
   'sink.transactional-id-prefix': env.flink.transactional_id_prefix ~ '-' ~ name,
+  'sink.transaction-naming-strategy': env.flink.transaction_naming,
   'properties.transaction.timeout.ms': env.flink.transaction_timeout_ms,
-}) }}
+}, **({'sink.parallelism': parallelism} if parallelism else {}))) }}
 {%- endmacro -%}
 
 {#- An upsert sink for a changelog (live tier): each key's latest row wins downstream. At least

@@ -72,9 +72,25 @@ def test_enrichment_fields_are_unpacked_in_the_order_the_udf_packs_them():
         assert f"  {expected} AS {name}," in sql, name
 
 
-def _duration_s(text: str) -> int:
+def _duration_s(text: str) -> float:
     number, unit = text.split()
-    return int(number) * {"s": 1, "min": 60, "h": 3600, "d": 86400}[unit]
+    return float(number) * {"ms": 0.001, "s": 1, "min": 60, "h": 3600, "d": 86400}[unit]
+
+
+def test_restarts_survive_occasional_failures_and_stop_a_crash_loop():
+    """Exponential delay that resets after a quiet spell (a TaskManager lost now and then never adds
+    up to a FAILED job, as fixed-delay's lifetime count did), with a finite number of attempts
+    between resets (a crash loop still ends), rendered into every environment's job."""
+    for name in envs.names():
+        env = envs.load(name)
+        sql = render(name)
+        restart = {k: v for k, v in re.findall(r"^SET 'restart-strategy\.([a-z.-]+)' = '([^']*)';$", sql, re.M)}
+        assert restart["type"] == "exponential-delay", name
+        assert 0 < int(restart["exponential-delay.attempts-before-reset-backoff"]) < 100, name
+        # A crash loop's attempts fail within seconds of starting: they must not reset the count.
+        assert _duration_s(restart["exponential-delay.reset-backoff-threshold"]) >= 10, name
+        assert _duration_s(restart["exponential-delay.initial-backoff"]) <= 1, name
+        assert env.flink.state_backend == "rocksdb" and "SET 'execution.checkpointing.incremental' = 'true';" in sql
 
 
 def test_state_ttl_covers_every_billing_bucket():

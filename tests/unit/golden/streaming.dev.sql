@@ -385,7 +385,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -433,6 +433,7 @@ CREATE TABLE snk_ad_day (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-dev-ad-day',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '600000'
 );
 
@@ -449,7 +450,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -493,6 +494,7 @@ CREATE TABLE snk_ad_hour (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-dev-ad-hour',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '600000'
 );
 
@@ -511,7 +513,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -555,6 +557,7 @@ CREATE TABLE snk_ad_minute (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-dev-ad-minute',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '600000'
 );
 
@@ -580,7 +583,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -643,7 +646,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -677,6 +680,7 @@ CREATE TABLE snk_ad_sliding_5m (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-dev-ad-sliding-5m',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '600000'
 );
 
@@ -727,6 +731,7 @@ CREATE TABLE snk_events_enriched (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-dev-events-enriched',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '600000'
 );
 
@@ -748,7 +753,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -784,6 +789,7 @@ CREATE TABLE snk_publisher_minute (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-dev-publisher-minute',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '600000'
 );
 
@@ -803,7 +809,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
@@ -843,6 +849,7 @@ CREATE TABLE snk_top_ads_minute (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-dev-top-ads-minute',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '600000'
 );
 
@@ -880,6 +887,7 @@ CREATE TABLE snk_late_events (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-dev-late',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '600000'
 );
 

@@ -14,10 +14,10 @@ SET 'state.backend.type' = 'rocksdb';
 SET 'execution.checkpointing.incremental' = 'true';
 -- Survive occasional failures forever, stop a crash loop (infra/env: flink.restart).
 SET 'restart-strategy.type' = 'exponential-delay';
-SET 'restart-strategy.exponential-delay.initial-backoff' = '1 s';
+SET 'restart-strategy.exponential-delay.initial-backoff' = '500 ms';
 SET 'restart-strategy.exponential-delay.max-backoff' = '30 s';
 SET 'restart-strategy.exponential-delay.backoff-multiplier' = '2.0';
-SET 'restart-strategy.exponential-delay.reset-backoff-threshold' = '20 s';
+SET 'restart-strategy.exponential-delay.reset-backoff-threshold' = '10 s';
 SET 'restart-strategy.exponential-delay.attempts-before-reset-backoff' = '10';
 SET 'restart-strategy.exponential-delay.jitter-factor' = '0.1';
 SET 'pipeline.auto-watermark-interval' = '200 ms';
@@ -385,7 +385,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -433,7 +433,9 @@ CREATE TABLE snk_ad_day (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-local-ad-day',
-  'properties.transaction.timeout.ms' = '600000'
+  'sink.transaction-naming-strategy' = 'POOLING',
+  'properties.transaction.timeout.ms' = '600000',
+  'sink.parallelism' = '1'
 );
 
 -- mart_ad_hour: final-tier hourly roll-up of mart_ad_minute's measures (UTC hours).
@@ -449,7 +451,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -493,7 +495,9 @@ CREATE TABLE snk_ad_hour (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-local-ad-hour',
-  'properties.transaction.timeout.ms' = '600000'
+  'sink.transaction-naming-strategy' = 'POOLING',
+  'properties.transaction.timeout.ms' = '600000',
+  'sink.parallelism' = '1'
 );
 
 -- mart_ad_minute: final-tier minute aggregates per ad, country and device: impressions, clicks,
@@ -511,7 +515,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -555,7 +559,9 @@ CREATE TABLE snk_ad_minute (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-local-ad-minute',
-  'properties.transaction.timeout.ms' = '600000'
+  'sink.transaction-naming-strategy' = 'POOLING',
+  'properties.transaction.timeout.ms' = '600000',
+  'sink.parallelism' = '1'
 );
 
 -- mart_ad_minute_live: live-tier minute aggregates: the same measures as mart_ad_minute,
@@ -580,7 +586,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -643,7 +649,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -677,7 +683,9 @@ CREATE TABLE snk_ad_sliding_5m (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-local-ad-sliding-5m',
-  'properties.transaction.timeout.ms' = '600000'
+  'sink.transaction-naming-strategy' = 'POOLING',
+  'properties.transaction.timeout.ms' = '600000',
+  'sink.parallelism' = '1'
 );
 
 -- mart_events_enriched: every unique on-time event with its enrichment and billing key, for
@@ -727,6 +735,7 @@ CREATE TABLE snk_events_enriched (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-local-events-enriched',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '600000'
 );
 
@@ -748,7 +757,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -784,7 +793,9 @@ CREATE TABLE snk_publisher_minute (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-local-publisher-minute',
-  'properties.transaction.timeout.ms' = '600000'
+  'sink.transaction-naming-strategy' = 'POOLING',
+  'properties.transaction.timeout.ms' = '600000',
+  'sink.parallelism' = '1'
 );
 
 -- mart_top_ads_minute: the top 100 ads by billable clicks in each minute, overall (country_scope 'ALL')
@@ -803,7 +814,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
@@ -843,7 +854,9 @@ CREATE TABLE snk_top_ads_minute (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-local-top-ads-minute',
-  'properties.transaction.timeout.ms' = '600000'
+  'sink.transaction-naming-strategy' = 'POOLING',
+  'properties.transaction.timeout.ms' = '600000',
+  'sink.parallelism' = '1'
 );
 
 -- snk_late_events: topic `topics.late`: every late event delivery with the reason, the
@@ -880,6 +893,7 @@ CREATE TABLE snk_late_events (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-local-late',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '600000'
 );
 

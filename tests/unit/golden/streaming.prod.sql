@@ -391,7 +391,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -445,6 +445,7 @@ CREATE TABLE snk_ad_day (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-prod-ad-day',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '900000'
 );
 
@@ -461,7 +462,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -511,6 +512,7 @@ CREATE TABLE snk_ad_hour (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-prod-ad-hour',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '900000'
 );
 
@@ -529,7 +531,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -579,6 +581,7 @@ CREATE TABLE snk_ad_minute (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-prod-ad-minute',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '900000'
 );
 
@@ -604,7 +607,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -673,7 +676,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -713,6 +716,7 @@ CREATE TABLE snk_ad_sliding_5m (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-prod-ad-sliding-5m',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '900000'
 );
 
@@ -769,6 +773,7 @@ CREATE TABLE snk_events_enriched (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-prod-events-enriched',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '900000'
 );
 
@@ -790,7 +795,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -832,6 +837,7 @@ CREATE TABLE snk_publisher_minute (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-prod-publisher-minute',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '900000'
 );
 
@@ -851,7 +857,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.755e2110fb7f' AS pipeline_version,
+  '0.1.0+sql.fe5cf315dac2' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
@@ -897,6 +903,7 @@ CREATE TABLE snk_top_ads_minute (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-prod-top-ads-minute',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '900000'
 );
 
@@ -940,6 +947,7 @@ CREATE TABLE snk_late_events (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = 'adagg-prod-late',
+  'sink.transaction-naming-strategy' = 'POOLING',
   'properties.transaction.timeout.ms' = '900000'
 );
 
