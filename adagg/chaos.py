@@ -68,19 +68,21 @@ class Chaos:
         return self._done(f"kill -9 {victim}", at, running_at - at)
 
     def wait_taskmanagers(self) -> None:
-        """Until a killed TaskManager started in the background is back."""
+        """Until a killed TaskManager started in the background is back: one stack change at a time."""
         if self._restarting is not None:
             self._restarting.join()
             self._restarting = None
 
     def kill_kafka(self, down_s: float = 5) -> Recovery:
         """kill -9 the broker, leave it down for down_s, start it again."""
+        self.wait_taskmanagers()
         at = self._kill("kafka")
         time.sleep(down_s)
         self.stack.up(["kafka"], say=lambda *_: None)
         return self._done("kill -9 kafka", at, self._running_again(at))
 
     def restart_pinot_server(self) -> Recovery:
+        self.wait_taskmanagers()
         at = time.time()
         self.stack.down(["pinot-server"], say=lambda *_: None)
         self.stack.up(["pinot-server"], say=lambda *_: None)
@@ -88,6 +90,7 @@ class Chaos:
 
     def kill_collector(self) -> Recovery:
         """kill -9 the collector (the senders resend what it did not answer) and start it again."""
+        self.wait_taskmanagers()
         at = self._kill("collector")
         self.stack.up(["collector"], say=lambda *_: None)
         return self._done("kill -9 collector", at, None)

@@ -16,16 +16,17 @@ from adagg.setup import connector_jars
 from adagg.stack import Stack, StackError, flink_home, link_jars
 
 
-def submit(env_name: str = "local", job: str = "streaming", say=print, from_savepoint: str | None = None) -> str:
+def submit(env_name: str = "local", job: str = "streaming", say=print, from_savepoint: str | None = None,
+           conf: list[str] = ()) -> str:
     """Run `flink run -py` against the session cluster; returns the Flink job id. With
     from_savepoint the job starts from that savepoint's state (its offsets, dedup keys, windows and
-    watermarks), as `adagg job resume` does."""
+    watermarks), as `adagg job resume` does. conf: extra KEY=VALUE job settings (benchmarks)."""
     stack = Stack(env_name)
     script = REPO / "pyflink_jobs" / "streaming_job.py"
     cmd = ["bash", str(flink_home() / "bin" / "flink"), "run", "-d", "-m", stack.env.flink.rest_url.split("://")[-1],
            *(["-s", from_savepoint] if from_savepoint else []),
            "-pyclientexec", sys.executable, "-pyexec", sys.executable, "-py", str(script),
-           "--env", env_name, "--job", job, "--detach"]
+           "--env", env_name, "--job", job, "--detach", *(a for c in conf for a in ("--conf", c))]
     for jar in connector_jars():
         cmd += ["--jar", jar]
     env = {**os.environ, **stack.flink_env()}

@@ -287,7 +287,9 @@ class Stack:
         if not pf.exists():
             return None
         pid = int(pf.read_text().strip() or 0)
-        if not _ours(pid, f"{MARKER}={self.home}".encode()):
+        # None: the process exists but its environment could not be read (it is mid-exec, e.g.
+        # bash -> java under load); the file is ours, so it stays.
+        if _ours(pid, f"{MARKER}={self.home}".encode()) is False:
             pf.unlink(missing_ok=True)
             return None
         return pid
@@ -378,8 +380,22 @@ class Stack:
         return rows
 
 
-def _ours(pid: int, marker: bytes) -> bool:
-    """Is pid a live (not zombie) process whose environment carries our marker?
+def start_fresh(only: list[str] | None = None, say=print) -> Stack:
+    """Stop anything this checkout runs, wipe its service data, the raw archive and the reports
+    (they describe the data wiped: offsets, reconciled hours), and start `only` (or everything).
+    For tests and benchmarks that must not see an earlier run's topics or state."""
+    stack = Stack("local")
+    stack.down(say=say)
+    shutil.rmtree(paths.data(), ignore_errors=True)
+    for folder in (stack.env.archive.path, stack.env.archive.reports, "it-archive"):
+        shutil.rmtree(paths.env_dir(folder), ignore_errors=True)
+    stack.up(only, say=say)
+    return stack
+
+
+def _ours(pid: int, marker: bytes) -> bool | None:
+    """Is pid a live (not zombie) process whose environment carries our marker? None: it lives but
+    its environment stayed unreadable.
 
     /proc/<pid>/environ reads empty for a moment while a process execs (bash -> java), so an
     empty read is retried rather than taken for "someone else's process".
@@ -396,7 +412,7 @@ def _ours(pid: int, marker: bytes) -> bool:
         if environ:
             return marker in environ.split(b"\0")
         time.sleep(0.05)
-    return False
+    return None
 
 
 def _reap(pid: int) -> None:

@@ -133,3 +133,46 @@ def bar_chart(bars: dict[str, tuple[float, float | None]], title: str, y_label: 
     parts.append(f'<text x="{width / 2}" y="{height - 18}" text-anchor="middle">{" &#183; ".join(notes)}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def line_chart(series: dict[str, list[tuple[float, float]]], title: str, x_label: str, y_label: str,
+               notes: list[str] = (), marks: list[float] = ()) -> str:
+    """Lines over time as plain SVG: series maps a label to (x, y) points; marks are x positions
+    drawn as thin vertical lines (faults, for example)."""
+    width, height, left, top, bottom, right = 720, 360, 80, 50, 70, 150
+    plot_w, plot_h = width - left - right, height - top - bottom
+    points = [p for pts in series.values() for p in pts]
+    x_max = max((x for x, _ in points), default=1) or 1
+    y_max = max((y for _, y in points), default=1) * 1.1 or 1
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+
+    def sx(x: float) -> float:
+        return left + plot_w * x / x_max
+
+    def sy(y: float) -> float:
+        return top + plot_h - plot_h * y / y_max
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="sans-serif" font-size="12">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<text x="{(left + plot_w / 2):.0f}" y="22" text-anchor="middle" font-size="15">{title}</text>']
+    for i in range(6):  # grid
+        y, x = y_max * i / 5, x_max * i / 5
+        parts.append(f'<line x1="{left}" y1="{sy(y):.1f}" x2="{left + plot_w}" y2="{sy(y):.1f}" stroke="#e5e5e5"/>')
+        parts.append(f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{y:,.0f}</text>')
+        parts.append(f'<text x="{sx(x):.1f}" y="{top + plot_h + 16}" text-anchor="middle">{x:,.0f}</text>')
+    for x in marks:
+        parts.append(f'<line x1="{sx(x):.1f}" y1="{top}" x2="{sx(x):.1f}" y2="{top + plot_h}" stroke="#bbbbbb" '
+                     f'stroke-dasharray="3 3"/>')
+    for n, (label, pts) in enumerate(series.items()):
+        colour = palette[n % len(palette)]
+        if pts:
+            path = " ".join(f"{'M' if i == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}" for i, (x, y) in enumerate(pts))
+            parts.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+        parts.append(f'<text x="{left + plot_w + 10}" y="{top + 16 * n + 10}" fill="{colour}">{label}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.0f}" y="{top + plot_h + 36}" text-anchor="middle">{x_label}</text>')
+    parts.append(f'<text x="16" y="{top + plot_h / 2}" transform="rotate(-90 16 {top + plot_h / 2})" '
+                 f'text-anchor="middle">{y_label}</text>')
+    parts.append(f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle">{" &#183; ".join(notes)}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

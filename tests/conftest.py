@@ -33,18 +33,8 @@ def stack_lock():
 def fresh_stack(only: list[str] | None = None):
     """Stop anything this checkout runs, wipe its service data (and the raw archive), and start
     `only` (or everything)."""
-    import shutil
-
-    from adagg import paths
     from adagg.setup import fetch_jvm
-    from adagg.stack import Stack
+    from adagg.stack import start_fresh
 
     fetch_jvm()
-    stack = Stack("local")
-    stack.down()
-    shutil.rmtree(paths.data(), ignore_errors=True)
-    # The raw archive and its reports describe the data just wiped (offsets, reconciled hours).
-    for folder in (stack.env.archive.path, stack.env.archive.reports, "it-archive"):
-        shutil.rmtree(paths.env_dir(folder), ignore_errors=True)
-    stack.up(only)
-    return stack
+    return start_fresh(only)

@@ -74,3 +74,9 @@ def test_every_operator_runs_at_the_environments_parallelism(graph):
     single = {n.name for n in graph.values() if n.parallelism == 1}
     assert single == {"PartitionCommitter", "end: Writer"}
     assert {n.parallelism for n in graph.values() if n.name not in single} == {env.flink.parallelism}
+
+
+def test_the_live_tier_needs_no_upsert_materializer(graph):
+    """Its GROUP BY is its sink's primary key (the grain), so the planner adds no
+    SinkUpsertMaterializer (keyed state and -U/+U pairs for every update) in front of the sink."""
+    assert not [n.name for n in graph.values() if "Materializer" in n.name or "Materializer" in n.contents]

@@ -64,3 +64,26 @@ def test_a_delivery_behind_its_partitions_high_by_more_than_the_delay_is_late():
     ]
     oracle = derive_from_deliveries(deliveries, 2, BOUND_MS)
     assert oracle.late_event_ids == {"a"} and set(oracle.enriched) == {"b", "c"}
+
+
+def test_ip_labels_read_addresses_as_the_catalog_networks_say():
+    """The oracle's fast IPv4 path gives what ipaddress's network membership gives, IPv6 included."""
+    import ipaddress
+    import random
+
+    from adagg import traffic_catalog as cat
+    from adagg.oracle import ip_labels
+
+    countries = [(c, ipaddress.ip_network(n)) for c, n in cat.COUNTRY_NETWORKS.items()]
+    blocked = [ipaddress.ip_network(n) for n in cat.BLOCKED_NETWORKS]
+
+    def reference(ip: str) -> tuple[str, bool]:
+        addr = ipaddress.ip_address(ip)
+        return (next((c for c, net in countries if addr in net), cat.UNKNOWN_COUNTRY),
+                any(addr in net for net in blocked))
+
+    rng = random.Random(1)
+    ips = [str(ipaddress.IPv4Address(rng.getrandbits(32))) for _ in range(5000)]
+    ips += [str(net.network_address + 5) for _, net in countries] + [str(net.broadcast_address) for net in blocked]
+    ips += ["::1", "::17.0.0.1", "::ffff:23.32.0.5", "2001:db8::1"]
+    assert [ip_labels(ip) for ip in ips] == [reference(ip) for ip in ips]

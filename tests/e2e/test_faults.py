@@ -1,0 +1,176 @@
+"""Exact under continuous traffic while the stack is hit by faults (issue 20).
+
+Traffic flows through the collector the whole time, as an SDK sends it (adagg/live_traffic.py),
+while faults come at random moments: a TaskManager killed (kill -9) eleven times, one more than
+the ten restarts a lifetime that fixed-delay allowed; the Kafka broker killed and restarted; the
+Pinot server restarted; the collector killed while the sender resends what it did not answer.
+Each fault that fails the job comes at least the reset-backoff-threshold after the last recovery.
+For its first minutes the traffic leaves raw partitions 2 and 3 without events: only the
+collector's heartbeats reach them, and windows must close all the same. When events come back to
+those partitions, late ones among them must still be told late, after restores too.
+
+What must hold is checked against the oracle of what the raw topic holds (oracle.
+derive_from_deliveries), so it does not depend on when faults struck: after every fault, each
+final row written so far has its exact value and every exactly-once topic holds each key once;
+at the end every output equals the oracle and every event the collector accepted is counted, in
+its window or in the late stream. Recovery times are recorded for every fault.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+
+import pytest
+from kafka.partitioner.default import murmur2
+
+from adagg import flink
+from adagg.chaos import Chaos
+from adagg.demo import next_start_ms, wait_for_pinot
+from adagg.env import load
+from adagg.kafka_io import end_offsets, ensure_topics, phase_sender, read_deliveries, read_topic
+from adagg.live_traffic import Sender, timeline
+from adagg.oracle import TABLE_KEYS, derive_from_deliveries
+from adagg.pinot import apply
+from adagg.sql import output_topic
+from adagg.verify import OUTPUTS, wait_for_outputs
+from collector import dev_keys
+from collector.client import collector_url
+
+RATE = 250  # new events a second
+SECONDS = 1200  # of traffic at most: the sender is stopped TAIL_S after the last fault
+TAIL_S = 30
+EMPTY_S = 150  # for this long, no events reach raw partitions 2 and 3 (heartbeats do)
+CLOSED_BY_S = 115  # by then windows have closed (the first after 75 s of event time, plus a commit)
+EMPTY_PARTITIONS = {2, 3}
+# Faults that fail the job, one after the other: eleven TaskManager losses (one more than the ten
+# restarts a lifetime fixed-delay allowed) and the broker. The collector and the Pinot server leave
+# the job running, so they strike in the quiet spells after two of them.
+JOB_FAULTS = ["taskmanager"] * 11 + ["kafka"]
+QUIET_S = 11  # from a recovery to the next job fault: above the 10 s reset-backoff-threshold
+
+
+@pytest.fixture(scope="module")
+def job(stack):
+    env = load("local")
+    ensure_topics(env, say=lambda *_: None)
+    apply(env, say=lambda *_: None)
+    job_id = flink.submit("local", say=lambda *_: None)
+    flink.wait_running(env.flink.rest_url, job_id)
+    return job_id
+
+
+def _buckets(env) -> dict[str, int]:
+    return {t: s * 1000 for t, s in env.billing.bucket_seconds.items()}
+
+
+def _delay_ms(env) -> int:
+    return (env.flink.watermark_bound_seconds + env.flink.allowed_lateness_seconds) * 1000
+
+
+def check_so_far(env, since: dict[int, int]) -> dict:
+    """Every final row written so far equals the oracle of what the raw topic holds, and no
+    exactly-once topic holds a key twice. Rows not written yet are not asked for: a window the
+    job has closed can no longer change (a later event of it is late by its partition's
+    watermark), so the oracle's value of it is final. The outputs are read first: every record the
+    job had read before writing them is in the raw topic when it is read after."""
+    outputs = {out: list(read_topic(env, output_topic(env, out.topic_suffix).name))
+               for out in OUTPUTS if not out.changelog}
+    deliveries = read_deliveries(env, since)
+    oracle = derive_from_deliveries(deliveries, env.topics.raw.partitions, _delay_ms(env), _buckets(env))
+    problems, rows = [], 0
+    for out, records in outputs.items():
+        expected = getattr(oracle, out.oracle_table)
+        keys = TABLE_KEYS[out.oracle_table]
+        seen: dict = {}
+        for _, record in records:
+            key = tuple(record[c] for c in keys)
+            if key in seen:
+                problems.append(f"{out.name}: key {key} written twice")
+            seen[key] = record
+            want = expected.get(key)
+            if want is None or {c: record[c] for c in want} != want:
+                problems.append(f"{out.name}: {key} is {record}, the oracle says {want}")
+        rows += len(seen)
+    per_partition = Counter(d.partition for d in deliveries)
+    return {"problems": problems, "final_rows": rows,
+            "oracle": f"final watermark {oracle.final_watermark_ms}, deliveries per partition {dict(per_partition)}"}
+
+
+def test_exact_under_continuous_traffic_through_faults(stack, job):
+    env = load("local")
+    partitions = env.topics.raw.partitions
+    since = end_offsets(env, env.topics.raw.name)
+    tl = timeline(seed=2020, seconds=SECONDS, rate=RATE, ads=30, partitions=partitions,
+                  start_ms=next_start_ms(env), bound_ms=_delay_ms(env), bucket_ms=_buckets(env))
+    # The first EMPTY_S: drop the sends bound for the empty partitions (a duplicate goes with its event).
+    sends = [s for s in tl.sends if s[0] >= EMPTY_S or
+             (murmur2(s[2].key) & 0x7FFFFFFF) % partitions not in EMPTY_PARTITIONS]
+    url = collector_url(env)
+    sender = Sender(url, dev_keys.SDK, sends)
+    chaos = Chaos(stack, env, job, visible_timeout_s=60)
+    rng = random.Random(20)
+    job_faults = list(JOB_FAULTS)
+    rng.shuffle(job_faults)
+    in_quiet = dict(zip(rng.sample(range(len(job_faults)), 2), (chaos.kill_collector, chaos.restart_pinot_server)))
+    apply_fault = {"taskmanager": chaos.kill_taskmanager, "kafka": chaos.kill_kafka}
+    log: list[dict] = []
+
+    def checked(recovery) -> None:
+        t0 = time.time()
+        state = check_so_far(env, since)
+        log.append({**recovery.as_dict(), "final_rows": state["final_rows"], "check_s": round(time.time() - t0, 1),
+                    "traffic_s": round(time.time() - sender.started_at)})
+        print(json.dumps(log[-1]), flush=True)
+        assert state["problems"] == [], (recovery, state["oracle"], state["problems"][:3])
+
+    closed_while_empty = None
+    sender.start()
+    try:
+        for n, fault in enumerate(job_faults):
+            if closed_while_empty is None and time.time() - sender.started_at > CLOSED_BY_S - 60:
+                # Windows close while two partitions have had no event: their heartbeats carry the time.
+                time.sleep(max(0.0, sender.started_at + CLOSED_BY_S - time.time()))
+                assert time.time() - sender.started_at < EMPTY_S, "too late to see the empty partitions"
+                closed_while_empty = check_so_far(env, since)["final_rows"]
+                assert closed_while_empty > 0
+            quiet_until = time.time() + QUIET_S + rng.uniform(0, 4)
+            if n in in_quiet:
+                time.sleep(rng.uniform(0, 4))
+                checked(in_quiet[n]())
+            time.sleep(max(0.0, quiet_until - time.time()))
+            assert sender.is_alive(), f"the traffic stopped before the faults did ({sender.error})"
+            checked(apply_fault[fault]())
+        assert closed_while_empty, "no check while partitions 2 and 3 were empty"
+        time.sleep(TAIL_S)
+        assert sender.is_alive() and sender.error is None
+    finally:
+        sender.stop()
+        sender.join()
+    assert sender.stats.rejected == []
+    chaos.wait_taskmanagers()
+    send, close = phase_sender(env, url)
+    send(tl.close)
+    close()
+    print(json.dumps(log, indent=1))
+
+    oracle = derive_from_deliveries(read_deliveries(env, since), partitions, _delay_ms(env), _buckets(env))
+    results = wait_for_outputs(env, oracle, timeout_s=300, say=lambda *_: None)
+    assert all(r.exact for r in results), "\n".join(r.summary() for r in results if not r.exact)
+    assert wait_for_pinot(env, oracle, timeout_s=120) == oracle.minute
+    # Conservation: every event the collector accepted reached the raw topic and is counted once,
+    # in its window (the enriched events are the windows' input) or in the late stream.
+    in_topic = set(oracle.enriched) | oracle.late_event_ids
+    assert set(sender.stats.accepted) <= in_topic
+    # The rule the job applies is the one the traffic was built for (clearly late, clearly on
+    # time), and late events reached the partitions that had been without events, told late there.
+    assert oracle.late_event_ids == tl.late_ids() & in_topic
+    partition_of = {eid: (murmur2(s.key) & 0x7FFFFFFF) % partitions for _, eid, s in sends}
+    assert {partition_of[e] for e in oracle.late_event_ids} >= EMPTY_PARTITIONS
+    # Eleven TaskManager losses, each a restart (wait_recovered saw the job run again after it), and
+    # the job runs on: fixed-delay's ten attempts a lifetime would have ended it at the eleventh.
+    taskmanager_recoveries = [r.job_running_s for r in chaos.recoveries if r.fault.startswith("kill -9 flink")]
+    assert len(taskmanager_recoveries) == 11 and all(s is not None for s in taskmanager_recoveries)
+    assert flink.job_detail(env.flink.rest_url, job)["state"] == "RUNNING"
