@@ -30,7 +30,7 @@ def submit(env_name: str = "local", job: str = "streaming", say=print, from_save
     for jar in connector_jars():
         cmd += ["--jar", jar]
     env = {**os.environ, **stack.flink_env()}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    proc = run_client(cmd, env, f"submitting {job}")
     found = re.search(r"submitted job ([0-9a-f]{32})", proc.stdout) or re.search(r"JobID ([0-9a-f]{32})", proc.stdout)
     if proc.returncode != 0 or not found:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
@@ -39,6 +39,17 @@ def submit(env_name: str = "local", job: str = "streaming", say=print, from_save
     job_id = found.group(1)
     say(f"  submitted {job} as Flink job {job_id}")
     return job_id
+
+
+def run_client(cmd: list[str], env: dict, what: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
+    """Run a Flink client command to completion. No stdin (a client that waits for a terminal must
+    not hang on CI's), and a limit: a client that never returns is an error, not a stuck run."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, stdin=subprocess.DEVNULL,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        tail = ((exc.stdout or b"") + (exc.stderr or b"")).decode(errors="replace").strip().splitlines()[-3:]
+        raise StackError(f"{what} did not return within {timeout_s:.0f} s: {' | '.join(tail)[:400]}") from None
 
 
 def mini_cluster_conf(env) -> list[str]:
@@ -65,7 +76,7 @@ def submit_sql_client(env_name: str, script: Path, say=print) -> str:
     for jar in connector_jars():
         cmd += ["-j", jar]
     env = {**os.environ, **stack.flink_env(), "FLINK_OPT_DIR": str(sql_client_opt_dir())}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    proc = run_client(cmd, env, f"the SQL client on {script}")
     found = re.search(r"Job ID: ([0-9a-f]{32})", proc.stdout)
     if proc.returncode != 0 or not found or "[ERROR]" in proc.stdout:
         detail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln or "Exception" in ln]

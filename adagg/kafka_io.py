@@ -233,24 +233,37 @@ def read_deliveries(env, since: dict[int, int] | None = None):
     return out
 
 
-def newest_event_time(env) -> int | None:
-    """The largest event_time among the last record of each raw-topic partition (None if empty)."""
-    consumer = KafkaConsumer(**connection(env), enable_auto_commit=False,
-                             consumer_timeout_ms=3000)
+def newest_event_time(env, lookback: int = 20_000, timeout_s: float = 60) -> int | None:
+    """The largest event_time among the last `lookback` records of each raw-topic partition (None
+    if empty).
+
+    Not just the last record: the collector's heartbeats keep every partition growing, with event
+    times capped at its clock, so traffic written ahead of the clock (a fence past midnight) sits a
+    few hundred heartbeats back. And only up to the end offsets taken first, or the reading would
+    never end."""
+    consumer = KafkaConsumer(**connection(env), enable_auto_commit=False, max_poll_records=5000)
     try:
         topic = env.topics.raw.name
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         if not parts:
             return None
         consumer.assign(parts)
-        ends = consumer.end_offsets(parts)
-        for tp in parts:
-            consumer.seek(tp, max(ends[tp] - 1, 0))
-        newest = None
-        for record in consumer:
-            ts = json.loads(record.value).get("event_time")
-            if isinstance(ts, int):
-                newest = ts if newest is None else max(newest, ts)
+        starts, ends = consumer.beginning_offsets(parts), consumer.end_offsets(parts)
+        left = {tp for tp in parts if ends[tp] > starts[tp]}
+        for tp in left:
+            consumer.seek(tp, max(ends[tp] - lookback, starts[tp]))
+        newest, deadline = None, time.monotonic() + timeout_s
+        while left:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading the tail of {topic}: partitions {sorted(tp.partition for tp in left)} "
+                                   f"not read in {timeout_s:.0f} s")
+            for tp, records in consumer.poll(timeout_ms=1000).items():
+                for record in records:
+                    if record.offset < ends[tp]:
+                        ts = json.loads(record.value).get("event_time")
+                        if isinstance(ts, int):
+                            newest = ts if newest is None else max(newest, ts)
+            left = {tp for tp in left if consumer.position(tp) < ends[tp]}
         return newest
     finally:
         consumer.close()

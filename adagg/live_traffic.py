@@ -112,7 +112,7 @@ class Sender(threading.Thread):
     def __init__(self, url: str, api_key: str, sends: list[tuple[float, str, Send]], tick_s: float = 0.1,
                  max_batch: int = 5000, timeout_s: float = 10.0):
         super().__init__(daemon=True, name="live-traffic-sender")
-        self.url, self.sends, self.tick_s, self.max_batch = url, sends, tick_s, max_batch
+        self.sends, self.tick_s, self.max_batch = sends, tick_s, max_batch
         self.http = httpx.Client(base_url=url, timeout=timeout_s,
                                  headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/x-ndjson"})
         self.stats = SenderStats()
@@ -145,13 +145,8 @@ class Sender(threading.Thread):
         backoff = 0.25
         while batch and not self._halt.is_set():
             self.stats.requests += 1
-            try:
-                response = self.http.post("/v1/events", content=b"\n".join(v for _, v in batch))
-            except httpx.HTTPError:
-                response = None
-            if response is not None and response.status_code in (200, 503) and response.headers.get(
-                    "content-type", "").startswith("application/json") and "results" in response.json():
-                results = response.json()["results"]
+            results = self._results(batch)
+            if results is not None:
                 now = time.time()
                 again = []
                 for (eid, value), result in zip(batch, results, strict=True):
@@ -166,6 +161,17 @@ class Sender(threading.Thread):
                 self.stats.resent += 1
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 4.0)
+
+    def _results(self, batch: list[tuple[str, bytes]]) -> list[dict] | None:
+        """The per-event results of one request (a 503 answers them too), or None when unanswered."""
+        try:
+            response = self.http.post("/v1/events", content=b"\n".join(v for _, v in batch))
+        except httpx.HTTPError:
+            return None
+        if response.status_code not in (200, 503) or not response.headers.get(
+                "content-type", "").startswith("application/json"):
+            return None
+        return response.json().get("results")
 
     def stop(self) -> None:
         self._halt.set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import signal
 import socket
@@ -447,6 +448,17 @@ def kill_groups(pgids: list[int], grace_s: float = 20.0) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(group_alive(p) for p in pgids):
         time.sleep(0.1)
+
+
+def live_heap_mb(pid: int) -> float:
+    """The live data on a JVM's heap: its used heap right after a full collection (jcmd GC.run)."""
+    subprocess.run(["jcmd", str(pid), "GC.run"], capture_output=True, text=True, check=True, timeout=60)
+    info = subprocess.run(["jcmd", str(pid), "GC.heap_info"], capture_output=True, text=True, check=True,
+                          timeout=60).stdout
+    used = re.search(r"heap\s+total \d+K, used (\d+)K", info)
+    if not used:
+        raise StackError(f"no heap figures from jcmd {pid} GC.heap_info: {info[:200]}")
+    return round(int(used[1]) / 1024, 1)
 
 
 def rss_mb(pid: int) -> float | None:

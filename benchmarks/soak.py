@@ -36,7 +36,7 @@ from adagg.oracle import derive_from_deliveries  # noqa: E402
 from adagg.paths import REPO  # noqa: E402
 from adagg.pinot import apply  # noqa: E402
 from adagg.setup import fetch_jvm  # noqa: E402
-from adagg.stack import rss_mb, start_fresh  # noqa: E402
+from adagg.stack import live_heap_mb, rss_mb, start_fresh  # noqa: E402
 from adagg.verify import wait_for_outputs  # noqa: E402
 from benchmarks.common import line_chart, machine, say, stack_lock  # noqa: E402
 from collector import dev_keys  # noqa: E402
@@ -142,6 +142,7 @@ def main() -> int:
         job_id = flink.submit("local", say=lambda line: say(line))
         flink.wait_running(env.flink.rest_url, job_id)
         since = end_offsets(env, env.topics.raw.name)
+        live_before = {tm: live_heap_mb(stack.pid(tm)) for tm in stack.taskmanager_names()}
 
         say(f"[2/5] {args.minutes:g} min at {args.rate:,.0f} new events/s through the collector ...")
         t0 = time.time()
@@ -179,6 +180,7 @@ def main() -> int:
         sampler.halt.set()
         sampler.join()
         states = vertex_state(env.flink.rest_url, job_id)
+        live_after = {tm: live_heap_mb(stack.pid(tm)) for tm in stack.taskmanager_names()}
 
         say("[4/5] the oracle of the raw topic, and every output against it ...")
         t1 = time.time()
@@ -206,6 +208,7 @@ def main() -> int:
                         "first_full_mb": min(sampler.checkpoints.values(), key=lambda c: c["id"])["full_mb"] if durations else None,
                         "last_full_mb": max(sampler.checkpoints.values(), key=lambda c: c["id"])["full_mb"] if durations else None},
         "heap_baselines_mb": {tm: heap_baselines(samples, tm) for tm in tms},
+        "live_heap_mb": {"before": live_before, "after": live_after},
         "lag": {"max": max((s.get("lag", 0) for s in samples), default=0), "end": samples[-1].get("lag") if samples else None},
         "state_mb_by_operator": states,
         "state_bytes_per_unique_event": {name: round(mb * 2**20 / unique, 1) for name, mb in states.items()},
@@ -229,6 +232,7 @@ def main() -> int:
         f"max lag {report['lag']['max']:,}")
     for tm, base in report["heap_baselines_mb"].items():
         say(f"  heap baseline {tm}: {base[:3]} ... {base[-3:]} MB")
+    say(f"  live heap after a full GC (MB): before {live_before}, after {live_after}")
     say("  wrote reports/soak.json and reports/soak.svg")
     return 0 if exact else 1
 

@@ -17,6 +17,7 @@ import re
 import pytest
 
 from adagg.env import load
+from adagg.paths import REPO
 from adagg.plan import Node, job_graph, upstream
 
 
@@ -69,11 +70,18 @@ def test_the_late_split_follows_the_partition_watermark(graph):
 
 
 def test_every_operator_runs_at_the_environments_parallelism(graph):
-    """All but the raw archive's partition committer, which the filesystem sink runs once."""
+    """All but the raw archive's partition committer, which the filesystem sink runs once, and the
+    exactly-once writers of the aggregate outputs, which run at outputs.sink_parallelism."""
     env = load("local")
-    single = {n.name for n in graph.values() if n.parallelism == 1}
+    outputs = {f.stem for f in (REPO / "sql" / "sinks").glob("*.sql")
+               if re.search(r"exactly_once_sink\(output_topic\(", f.read_text())}
+    aggregate_sinks = {n.name for n in graph.values() if n.name.split("[")[0] in outputs}
+    assert len(outputs) == 6 and len(aggregate_sinks) == 2 * len(outputs)  # a Writer and a Committer each
+    assert {n.parallelism for n in graph.values() if n.name in aggregate_sinks} == {env.outputs.sink_parallelism}
+    single = {n.name for n in graph.values() if n.parallelism == 1} - aggregate_sinks
     assert single == {"PartitionCommitter", "end: Writer"}
-    assert {n.parallelism for n in graph.values() if n.name not in single} == {env.flink.parallelism}
+    rest = aggregate_sinks | single
+    assert {n.parallelism for n in graph.values() if n.name not in rest} == {env.flink.parallelism}
 
 
 def test_the_live_tier_needs_no_upsert_materializer(graph):
