@@ -36,11 +36,8 @@ def make_traffic(env, seed: int, events: int, ads: int = 25, start_ms: int | Non
     """
     if start_ms is None:
         start_ms = _hour_ago_ms()
-    flink = env.flink
     return generate(seed=seed, events=events, ads=ads, partitions=env.topics.raw.partitions, start_ms=start_ms,
-                    bound_ms=(flink.watermark_bound_seconds + flink.allowed_lateness_seconds) * 1000,
-                    bucket_ms={t: s * 1000 for t, s in env.billing.bucket_seconds.items()},
-                    close_day=close_day)
+                    bound_ms=envs.late_delay_ms(env), bucket_ms=envs.bucket_ms(env), close_day=close_day)
 
 
 def next_start_ms(env) -> int:

@@ -59,3 +59,13 @@ def override(env: Namespace, changes: dict[str, Any]) -> Namespace:
             raise EnvError(f"override of unknown key {dotted!r}")
         node[leaf] = _wrap(value)
     return out
+
+
+def late_delay_ms(env: Namespace) -> int:
+    """How far behind its newest event time a watermark trails: bound plus allowed lateness."""
+    return (env.flink.watermark_bound_seconds + env.flink.allowed_lateness_seconds) * 1000
+
+
+def bucket_ms(env: Namespace) -> dict[str, int]:
+    """The billing buckets per event type, in milliseconds."""
+    return {t: s * 1000 for t, s in env.billing.bucket_seconds.items()}

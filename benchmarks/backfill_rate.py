@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file from anywhere
 
 from adagg import paths  # noqa: E402
-from adagg.env import load, override  # noqa: E402
+from adagg.env import bucket_ms, late_delay_ms, load, override  # noqa: E402
 from benchmarks.common import bar_chart, machine, say  # noqa: E402
 
 GOAL_RATIO = 5.0
@@ -75,13 +75,12 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="adagg-backfill-bench-") as tmp:
         root = Path(tmp) / "archive"
         env = override(load("local"), {"archive.path": str(root), "archive.reports": str(Path(tmp) / "reports")})
-        flink = env.flink
         say(f"generating {args.events:,} events over one day ...")
         t0 = time.monotonic()
         traffic = generate(seed=args.seed, events=args.events, ads=200, partitions=env.topics.raw.partitions,
-                           start_ms=DAY, bound_ms=(flink.watermark_bound_seconds + flink.allowed_lateness_seconds) * 1000,
+                           start_ms=DAY, bound_ms=late_delay_ms(env),
                            events_per_second=args.events / (DAY_MS / 1000) * 1.02,
-                           bucket_ms={t: s * 1000 for t, s in env.billing.bucket_seconds.items()})
+                           bucket_ms=bucket_ms(env))
         sends = [s for phase in traffic.phases for s in phase]
         say(f"  {len(sends):,} deliveries in {time.monotonic() - t0:.0f} s; loading the archive ...")
         counts = loader.load(root, sends, partitions=env.topics.raw.partitions)

@@ -29,7 +29,7 @@ import requests  # noqa: E402
 from adagg import flink  # noqa: E402
 from adagg.chaos import Chaos  # noqa: E402
 from adagg.demo import next_start_ms  # noqa: E402
-from adagg.env import load  # noqa: E402
+from adagg.env import bucket_ms, late_delay_ms, load  # noqa: E402
 from adagg.kafka_io import end_offsets, ensure_topics, phase_sender, read_deliveries  # noqa: E402
 from adagg.live_traffic import Sender, timeline  # noqa: E402
 from adagg.oracle import derive_from_deliveries  # noqa: E402
@@ -131,8 +131,7 @@ def main() -> int:
     args = parser.parse_args()
 
     env = load("local")
-    delay_ms = (env.flink.watermark_bound_seconds + env.flink.allowed_lateness_seconds) * 1000
-    buckets = {t: s * 1000 for t, s in env.billing.bucket_seconds.items()}
+    delay_ms, buckets = late_delay_ms(env), bucket_ms(env)
     with stack_lock():
         fetch_jvm(say=lambda line: say("  " + line))
         say("[1/5] a fresh stack ...")

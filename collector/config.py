@@ -9,6 +9,7 @@ import socket
 from dataclasses import dataclass, field
 
 from adagg.contract import EVENT_TYPES
+from adagg import env as envs
 
 
 class ConfigError(ValueError):
@@ -116,5 +117,5 @@ def load_settings(env, workers: int | None = None, host: str | None = None, port
         pixel_max_age_s=c.pixel_max_age_seconds,
         raw_topic=env.topics.raw.name, dlq_topic=env.topics.dlq.name,
         heartbeat_interval_ms=c.heartbeat_interval_ms,
-        bucket_ms={t: s * 1000 for t, s in env.billing.bucket_seconds.items()},
+        bucket_ms=envs.bucket_ms(env),
         kafka=kafka_client_config(env), keys={k.sha256: k for k in keys})

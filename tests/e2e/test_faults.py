@@ -34,11 +34,10 @@ from kafka.partitioner.default import murmur2
 from adagg import flink
 from adagg.chaos import Chaos
 from adagg.demo import next_start_ms, wait_for_pinot
-from adagg.env import load
-from adagg.kafka_io import end_offsets, ensure_topics, phase_sender, read_deliveries, read_topic
+from adagg.env import bucket_ms, late_delay_ms, load
+from adagg.kafka_io import end_offsets, phase_sender, read_deliveries, read_topic
 from adagg.live_traffic import Sender, timeline
 from adagg.oracle import TABLE_KEYS, derive_from_deliveries
-from adagg.pinot import apply
 from adagg.sql import output_topic
 from adagg.stack import live_heap_mb
 from adagg.verify import OUTPUTS, wait_for_outputs
@@ -61,27 +60,9 @@ HEAP_BYTES_PER_EVENT_MAX = 40
 CHECKPOINT_MS_MAX = 10_000  # the heap-state job's checkpoints had reached 42 s
 
 
-@pytest.fixture(scope="module")
-def job(stack):
-    env = load("local")
-    ensure_topics(env, say=lambda *_: None)
-    apply(env, say=lambda *_: None)
-    job_id = flink.submit("local", say=lambda *_: None)
-    flink.wait_running(env.flink.rest_url, job_id)
-    return job_id
-
-
 def live_heap(stack) -> float:
     """MB of live data on the heaps of all TaskManagers."""
     return sum(live_heap_mb(stack.pid(name)) for name in stack.taskmanager_names())
-
-
-def _buckets(env) -> dict[str, int]:
-    return {t: s * 1000 for t, s in env.billing.bucket_seconds.items()}
-
-
-def _delay_ms(env) -> int:
-    return (env.flink.watermark_bound_seconds + env.flink.allowed_lateness_seconds) * 1000
 
 
 def check_so_far(env, since: dict[int, int]) -> dict:
@@ -93,7 +74,7 @@ def check_so_far(env, since: dict[int, int]) -> dict:
     outputs = {out: list(read_topic(env, output_topic(env, out.topic_suffix).name))
                for out in OUTPUTS if not out.changelog}
     deliveries = read_deliveries(env, since)
-    oracle = derive_from_deliveries(deliveries, env.topics.raw.partitions, _delay_ms(env), _buckets(env))
+    oracle = derive_from_deliveries(deliveries, env.topics.raw.partitions, late_delay_ms(env), bucket_ms(env))
     problems, rows = [], 0
     for out, records in outputs.items():
         expected = getattr(oracle, out.oracle_table)
@@ -119,7 +100,7 @@ def test_exact_under_continuous_traffic_through_faults(stack, job):
     partitions = env.topics.raw.partitions
     since = end_offsets(env, env.topics.raw.name)
     tl = timeline(seed=2020, seconds=SECONDS, rate=RATE, ads=30, partitions=partitions,
-                  start_ms=next_start_ms(env), bound_ms=_delay_ms(env), bucket_ms=_buckets(env))
+                  start_ms=next_start_ms(env), bound_ms=late_delay_ms(env), bucket_ms=bucket_ms(env))
     # The first EMPTY_S: drop the sends bound for the empty partitions (a duplicate goes with its event).
     sends = [s for s in tl.sends if s[0] >= EMPTY_S or
              (murmur2(s[2].key) & 0x7FFFFFFF) % partitions not in EMPTY_PARTITIONS]
@@ -172,7 +153,7 @@ def test_exact_under_continuous_traffic_through_faults(stack, job):
     close()
     print(json.dumps(log, indent=1))
 
-    oracle = derive_from_deliveries(read_deliveries(env, since), partitions, _delay_ms(env), _buckets(env))
+    oracle = derive_from_deliveries(read_deliveries(env, since), partitions, late_delay_ms(env), bucket_ms(env))
     results = wait_for_outputs(env, oracle, timeout_s=300, say=lambda *_: None)
     assert all(r.exact for r in results), "\n".join(r.summary() for r in results if not r.exact)
     assert wait_for_pinot(env, oracle, timeout_s=120) == oracle.minute

@@ -17,36 +17,19 @@ import os
 import signal
 import time
 
-import pytest
-
 from adagg import flink
 from adagg.demo import make_traffic, next_start_ms, run_since_ms, wait_for_pinot
-from adagg.env import load
-from adagg.kafka_io import ensure_topics, phase_sender, read_topic, wait_until_consumed
+from adagg.env import late_delay_ms, load
+from adagg.kafka_io import phase_sender, read_topic, wait_until_consumed
 from adagg.oracle import TABLE_KEYS
-from adagg.pinot import apply
 from adagg.sql import output_topic
 from adagg.verify import wait_for_outputs
-
-
-@pytest.fixture(scope="module")
-def job(stack):
-    env = load("local")
-    ensure_topics(env, say=lambda *_: None)
-    apply(env, say=lambda *_: None)
-    job_id = flink.submit("local", say=lambda *_: None)
-    flink.wait_running(env.flink.rest_url, job_id)
-    return job_id
-
-
-def _delay_ms(env) -> int:
-    return (env.flink.watermark_bound_seconds + env.flink.allowed_lateness_seconds) * 1000
 
 
 def wait_committed(env, oracle, fence_ts: int, timeout_s: float = 240) -> dict:
     """Wait until every final minute row that the fence closed is visible to read_committed
     readers (so the checkpoint holding the window's firing has completed); returns them."""
-    closed = {k: v for k, v in oracle.minute.items() if v["window_end_ms"] <= fence_ts - _delay_ms(env)}
+    closed = {k: v for k, v in oracle.minute.items() if v["window_end_ms"] <= fence_ts - late_delay_ms(env)}
     assert closed, "the first phase closed no window"
     keys = TABLE_KEYS["minute"]
     deadline = time.monotonic() + timeout_s

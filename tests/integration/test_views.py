@@ -19,7 +19,7 @@ from kafka import KafkaProducer
 from pyflink.table.types import RowType
 
 from adagg.contract import billing_key, billing_key_of, validate
-from adagg.env import Namespace, load
+from adagg.env import Namespace, bucket_ms, load
 from adagg.kafka_io import ensure_topics
 from adagg.setup import connector_jars
 from adagg.sql import render, templates
@@ -67,7 +67,7 @@ def t_env(kafka):
                                "flink.watermark_emit": "on-event"})
     env.flink["raw_source_options"] = Namespace({"scan.bounded.mode": "latest-offset"})
     ensure_topics(env, say=lambda *_: None)
-    buckets = {t: s * 1000 for t, s in env.billing.bucket_seconds.items()}
+    buckets = bucket_ms(env)
     producer = KafkaProducer(bootstrap_servers=env.kafka.bootstrap_servers, acks="all")
     for event in fixture_events(env):
         producer.send(env.topics.raw.name, key=billing_key(event, buckets).encode(),
@@ -174,7 +174,7 @@ def test_the_billing_key_in_sql_equals_the_python_reference(t_env):
     env = load("local")
     expression = templates().from_string('{% from "macros/keys.sql" import billing_key with context %}'
                                          "{{ billing_key('ad_id', 'user_id', 'event_type', 'event_time') }}").render(env=env)
-    buckets = {t: s * 1000 for t, s in env.billing.bucket_seconds.items()}
+    buckets = bucket_ms(env)
     cases = [(ad, user, event_type, T0 + 1234 + i * 61_000)
              for i, (ad, user) in enumerate(TRICKY_IDS) for event_type in ("impression", "click", "conversion")]
 
