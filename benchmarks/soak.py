@@ -30,7 +30,7 @@ from adagg import flink  # noqa: E402
 from adagg.chaos import Chaos  # noqa: E402
 from adagg.demo import next_start_ms  # noqa: E402
 from adagg.env import bucket_ms, late_delay_ms, load  # noqa: E402
-from adagg.kafka_io import end_offsets, ensure_topics, phase_sender, read_deliveries  # noqa: E402
+from adagg.kafka_io import end_offsets, ensure_topics, phase_sender, read_deliveries, wait_until_consumed  # noqa: E402
 from adagg.live_traffic import Sender, timeline  # noqa: E402
 from adagg.oracle import derive_from_deliveries  # noqa: E402
 from adagg.paths import REPO  # noqa: E402
@@ -174,8 +174,9 @@ def main() -> int:
         close()
 
         say("[3/5] waiting for the job to read everything ...")
-        while sampler.samples and sampler.samples[-1].get("lag", 1) > 0:
-            time.sleep(5)
+        # Up to the end offsets now: the collector's heartbeats keep the topic growing.
+        if not wait_until_consumed(env, timeout_s=1800):
+            raise SystemExit(f"the job did not read the raw topic to its end within 30 min (lag {consumer_lag(env):,})")
         sampler.halt.set()
         sampler.join()
         states = vertex_state(env.flink.rest_url, job_id)
