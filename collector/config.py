@@ -8,8 +8,8 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 
-from adagg.contract import EVENT_TYPES
 from adagg import env as envs
+from adagg.contract import EVENT_TYPES
 
 
 class ConfigError(ValueError):
