@@ -202,7 +202,8 @@ def end_offsets(env, topic: str, partitions: int | None = None, timeout_s: float
 def read_deliveries(env, since: dict[int, int] | None = None):
     """The raw topic's records from `since` (partition -> first offset; default: the beginning) up to
     its end now, as adagg.oracle.Delivery: events and the collector's heartbeats, each partition in
-    offset order. librdkafka: a fault test reads hundreds of thousands of records at each check."""
+    offset order. An offset that retention has already deleted reads from the oldest kept record.
+    librdkafka: a fault test reads hundreds of thousands of records at each check."""
     from confluent_kafka import Consumer, TopicPartition as TP
 
     from adagg.oracle import Delivery
@@ -210,12 +211,14 @@ def read_deliveries(env, since: dict[int, int] | None = None):
 
     topic = env.topics.raw.name
     ends = end_offsets(env, topic)
-    start = {p: (since or {}).get(p, 0) for p in ends}
-    want = {p: ends[p] - start[p] for p in ends if ends[p] > start[p]}
     consumer = Consumer({**kafka_client_config(env), "group.id": "adagg-oracle", "enable.auto.commit": False,
                          "auto.offset.reset": "earliest"})
-    out, left, loads = [], dict(want), json.loads
+    out, loads = [], json.loads
     try:
+        oldest = {p: consumer.get_watermark_offsets(TP(topic, p), timeout=15)[0] for p in ends}
+        start = {p: max((since or {}).get(p, 0), oldest[p]) for p in ends}
+        want = {p: ends[p] - start[p] for p in ends if ends[p] > start[p]}
+        left = dict(want)
         consumer.assign([TP(topic, p, start[p]) for p in want])
         deadline = time.monotonic() + 300
         while any(left.values()):
@@ -233,37 +236,14 @@ def read_deliveries(env, since: dict[int, int] | None = None):
     return out
 
 
-def newest_event_time(env, lookback: int = 20_000, timeout_s: float = 60) -> int | None:
+def newest_event_time(env, lookback: int = 20_000) -> int | None:
     """The largest event_time among the last `lookback` records of each raw-topic partition (None
     if empty).
 
     Not just the last record: the collector's heartbeats keep every partition growing, with event
     times capped at its clock, so traffic written ahead of the clock (a fence past midnight) sits a
-    few hundred heartbeats back. And only up to the end offsets taken first, or the reading would
-    never end."""
-    consumer = KafkaConsumer(**connection(env), enable_auto_commit=False, max_poll_records=5000)
-    try:
-        topic = env.topics.raw.name
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        if not parts:
-            return None
-        consumer.assign(parts)
-        starts, ends = consumer.beginning_offsets(parts), consumer.end_offsets(parts)
-        left = {tp for tp in parts if ends[tp] > starts[tp]}
-        for tp in left:
-            consumer.seek(tp, max(ends[tp] - lookback, starts[tp]))
-        newest, deadline = None, time.monotonic() + timeout_s
-        while left:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading the tail of {topic}: partitions {sorted(tp.partition for tp in left)} "
-                                   f"not read in {timeout_s:.0f} s")
-            for tp, records in consumer.poll(timeout_ms=1000).items():
-                for record in records:
-                    if record.offset < ends[tp]:
-                        ts = json.loads(record.value).get("event_time")
-                        if isinstance(ts, int):
-                            newest = ts if newest is None else max(newest, ts)
-            left = {tp for tp in left if consumer.position(tp) < ends[tp]}
-        return newest
-    finally:
-        consumer.close()
+    few hundred heartbeats back. And only up to the end offsets taken first (read_deliveries), or
+    the reading would never end."""
+    since = {p: max(end - lookback, 0) for p, end in end_offsets(env, env.topics.raw.name).items()}
+    times = [d.record.get("event_time") for d in read_deliveries(env, since)]
+    return max((t for t in times if isinstance(t, int)), default=None)
