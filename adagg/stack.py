@@ -9,6 +9,7 @@ only processes whose pid file we wrote and whose environment carries our ADAGG_H
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 import shutil
@@ -107,6 +108,39 @@ def _render(template: str, dest: Path, **ctx) -> Path:
     return dest
 
 
+def python_warmup_agent(jar: Path, modules: list[str]) -> str:
+    """The TaskManager JVM option that imports `modules` into its embedded Python when it starts
+    (infra/stack/flink/python-warmup); "" when there are none. No shell metacharacters: Flink's
+    scripts `eval` the options."""
+    return f"-javaagent:{jar}={','.join(modules)}@{sys.executable}" if modules else ""
+
+
+def build_python_warmup(home: Path, flink_lib: Path) -> Path:
+    """The warm-up agent's jar, built into home/python-warmup once per source change with the JDK's
+    javac and jar, against pemja from flink-python in flink_lib."""
+    source = STACK_DIR / "flink" / "python-warmup" / "PythonWarmup.java"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    jar = home / "python-warmup" / f"python-warmup-{digest}.jar"
+    if jar.exists():
+        return jar
+    bin_dir = Path(require_java()).resolve().parent
+    if not (bin_dir / "javac").exists():
+        raise StackError(f"javac not found beside {bin_dir / 'java'}: a JDK 17 (not a JRE) is needed")
+    build = jar.parent / f"build-{digest}"
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    (build / "MANIFEST.MF").write_text("Premain-Class: adagg.warmup.PythonWarmup\n")
+    pemja = os.pathsep.join(str(p) for p in flink_lib.glob("flink-python*.jar"))
+    for cmd in ([str(bin_dir / "javac"), "-d", str(build / "classes"), "-cp", pemja, str(source)],
+                [str(bin_dir / "jar"), "--create", "--file", str(jar), "--manifest", str(build / "MANIFEST.MF"),
+                 "-C", str(build / "classes"), "."]):
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise StackError(f"building the Python warm-up agent failed: {(done.stderr or done.stdout)[-500:]}")
+    shutil.rmtree(build, ignore_errors=True)
+    return jar
+
+
 def _cluster_id() -> str:
     """A KRaft cluster id: a random UUID, URL-safe base64 without padding (22 characters).
 
@@ -173,8 +207,11 @@ class Stack:
 
     def flink_conf_dir(self) -> Path:
         conf = self.home / "flink-conf"
+        modules = self.s.flink_taskmanager.get("python_warmup", [])
+        warmup = python_warmup_agent(build_python_warmup(self.home, self.flink_lib_dir()), modules) if modules else ""
         _render("flink/config.yaml.j2", conf / "config.yaml", s=self.s, data_dir=paths.data() / "flink",
-                java_opts=JAVA_OPENS, python=sys.executable)
+                java_opts=JAVA_OPENS, python=sys.executable,
+                taskmanager_opts=" ".join(filter(None, [self.s.flink_taskmanager.jvm_opts, warmup])))
         for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties"):
             text = (flink_home() / "conf" / name).read_text()
             # The connector's shaded Kafka client logs every reconnect at INFO: gigabytes when Kafka is down.

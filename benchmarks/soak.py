@@ -7,9 +7,9 @@ soak is for: whether the heap stays flat while the state grows, how long checkpo
 grows, whether the job keeps up (consumer lag), the state per unique event of each stateful
 operator (the memory model of docs/pipeline.md), and each fault's recovery times.
 
-    .venv/bin/python benchmarks/soak.py --minutes 30 --rate 1500 [--kills 0] [--seed 7]
+    .venv/bin/python benchmarks/soak.py --minutes 30 --rate 1500 [--kills 0] [--seed 7] [--report soak]
 
-Writes reports/soak.json and reports/soak.svg. Takes the stack lock and starts a fresh stack.
+Writes reports/<report>.json and reports/<report>.svg. Takes the stack lock and starts a fresh stack.
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=0, help="TaskManager kills spread over the run")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--ads", type=int, default=200)
+    parser.add_argument("--report", default="soak", help="reports/<report>.json and .svg (default: soak)")
     args = parser.parse_args()
 
     env = load("local")
@@ -220,14 +221,14 @@ def main() -> int:
         "samples": samples, "checkpoint_history": sorted(sampler.checkpoints.values(), key=lambda c: c["id"]),
     }
     REPORTS.mkdir(exist_ok=True)
-    (REPORTS / "soak.json").write_text(json.dumps(report, indent=1) + "\n")
+    (REPORTS / f"{args.report}.json").write_text(json.dumps(report, indent=1) + "\n")
     series = {f"heap {tm} (MB)": [(s["t"] / 60, s["heap_mb"][tm]) for s in samples if s.get("heap_mb", {}).get(tm)]
               for tm in tms}
     first = min((c["at"] for c in sampler.checkpoints.values()), default=0)
     series["checkpoint (ms / 10)"] = [((c["at"] - first) / 60_000, c["duration_ms"] / 10)
                                       for c in report["checkpoint_history"]]
     series["state (MB)"] = [((c["at"] - first) / 60_000, c["full_mb"]) for c in report["checkpoint_history"]]
-    (REPORTS / "soak.svg").write_text(line_chart(
+    (REPORTS / f"{args.report}.svg").write_text(line_chart(
         series, f"Soak: {args.minutes:g} min at {args.rate:,.0f} events/s, {unique:,} unique events",
         "minutes", "MB (checkpoint: ms / 10)", [f"exact: {exact}", f"{len(chaos.recoveries)} TaskManager kills"],
         marks=[(r.at - sender.started_at) / 60 for r in chaos.recoveries]))
@@ -237,7 +238,7 @@ def main() -> int:
     for tm, base in report["heap_baselines_mb"].items():
         say(f"  heap baseline {tm}: {base[:3]} ... {base[-3:]} MB")
     say(f"  live heap after a full GC (MB): before {live_before}, after {live_after}")
-    say("  wrote reports/soak.json and reports/soak.svg")
+    say(f"  wrote reports/{args.report}.json and reports/{args.report}.svg")
     return 0 if exact else 1
 
 

@@ -1,6 +1,8 @@
 """CLI help and the stack manager's user-facing errors, without starting any service."""
 
 import socket
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -93,10 +95,32 @@ def test_stack_needs_a_stack_section():
         Stack("dev")
 
 
-def test_streaming_taskmanager_runs_on_g1(tmp_path, monkeypatch):
+@pytest.fixture
+def no_javac(monkeypatch, tmp_path):
+    """The warm-up agent's jar is built by the integration tier (tests/integration/test_python_warmup.py)."""
+    monkeypatch.setattr("adagg.stack.build_python_warmup", lambda home, lib: tmp_path / "python-warmup.jar")
+
+
+def test_streaming_taskmanager_runs_on_g1(tmp_path, monkeypatch, no_javac):
     # ParallelGC's full collections stopped a dedup job with heap state for seconds
     # (infra/env/local.yaml). The option must reach Flink's own config under its key.
     monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
     stack = Stack("local")
     conf = yaml.safe_load((stack.flink_conf_dir() / "config.yaml").read_text())
-    assert conf["env"]["java"]["opts"]["taskmanager"] == stack.s.flink_taskmanager.jvm_opts == "-XX:+UseG1GC"
+    opts = conf["env"]["java"]["opts"]["taskmanager"].split()
+    assert stack.s.flink_taskmanager.jvm_opts == "-XX:+UseG1GC" and opts[0] == "-XX:+UseG1GC"
+
+
+def test_taskmanager_options_survive_flinks_scripts(tmp_path, monkeypatch, no_javac):
+    """flink-console.sh runs `eval echo` over the JVM options: a shell metacharacter in them (the
+    warm-up agent's argument once held a '|') emptied them all, G1 and the agent with them."""
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    stack = Stack("local")
+    conf = yaml.safe_load((stack.flink_conf_dir() / "config.yaml").read_text())
+    opts = conf["env"]["java"]["opts"]["taskmanager"]
+    echoed = subprocess.run(["bash", "-c", 'eval echo ${OPTS}'], env={"OPTS": opts, "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True)
+    assert echoed.stdout.split() == opts.split() and not echoed.stderr
+    [agent] = [o for o in opts.split() if o.startswith("-javaagent:")]
+    modules = ",".join(stack.s.flink_taskmanager.python_warmup)
+    assert agent.endswith(f"={modules}@{sys.executable}") and "pyflink.fn_execution.embedded" in modules
