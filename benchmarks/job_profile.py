@@ -1,0 +1,286 @@
+"""Benchmark: where the streaming job's time goes, measured on the job as deployed (the local stack:
+parallelism 4 on two TaskManagers, RocksDB, exactly-once Kafka sinks, thread-mode Python UDF).
+
+A backlog of generated traffic is written to the raw topic before the job starts, so that the job
+reads as fast as it can from its first second. While it catches up:
+
+* every vertex's busy, back-pressured and idle time per second (Flink's task metrics
+  busyTimeMsPerSecond, backPressuredTimeMsPerSecond, idleTimeMsPerSecond) is sampled every 2 s;
+* an on-CPU flame graph of every vertex is taken (REST .../flamegraph, rest.flamegraph.enabled in
+  infra/stack/flink), and each sample's time is given to the first frame on its stack, leaf first,
+  that names a known cost (the Python UDF, RocksDB, JSON, Kafka, the raw archive's files, network
+  and serialization, the generated SQL code): the top costs by measured share, not by guess;
+* the read rate over the source's reading window: records read (the source's numRecordsOut) between
+  the first and the last sample in which the source was still reading, so the job's start and the
+  final commit are not in it.
+
+    .venv/bin/python benchmarks/job_profile.py [--events 1000000] [--seed 1] [--no-flame] [--conf KEY=VALUE]
+
+Writes reports/job_profile.json and reports/job_profile.collapsed (the flame graphs as collapsed
+stacks, which flamegraph.pl or speedscope.app render). Takes the stack lock and starts a fresh stack (Kafka and Flink only:
+Pinot and the collector would take CPU from the job being measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import requests  # noqa: E402
+
+from adagg import flink  # noqa: E402
+from adagg.demo import make_traffic  # noqa: E402
+from adagg.env import load  # noqa: E402
+from adagg.kafka_io import ensure_topics  # noqa: E402
+from adagg.paths import REPO  # noqa: E402
+from adagg.setup import fetch_jvm  # noqa: E402
+from adagg.stack import start_fresh  # noqa: E402
+from benchmarks.common import machine, say, stack_lock  # noqa: E402
+
+REPORTS = REPO / "reports"
+SAMPLE_S = 2.0
+# Cost buckets, first match wins, tried on each sampled stack from the leaf to the root.
+COSTS = [
+    ("Python UDF (pemja, embedded CPython)", re.compile(r"pemja|PythonCalc|EmbeddedPython|python", re.I)),
+    ("RocksDB state", re.compile(r"rocksdb", re.I)),
+    ("JSON (de)serialization", re.compile(r"json|jackson", re.I)),
+    ("raw archive files (Parquet, compression)", re.compile(r"parquet|snappy|compress|filesystem|StreamingFileWriter", re.I)),
+    ("Kafka clients", re.compile(r"kafka", re.I)),
+    ("network and record serialization", re.compile(r"runtime\.io\.network|serializ|RecordWriter|DataOutput|DataInput", re.I)),
+    ("SQL operators and generated code", re.compile(r"table\.runtime|generated|StreamExec|Calc|Window|Dedup|Aggregat", re.I)),
+]
+OTHER = "other (JVM, task runtime, mailbox)"
+
+
+def produce(env, sends) -> dict:
+    """Every send to the raw topic in order, with librdkafka (kafka-python tops out near 5,000/s)."""
+    from confluent_kafka import Producer
+
+    from collector.config import kafka_client_config
+
+    producer = Producer({**kafka_client_config(env), "linger.ms": 20, "batch.size": 1 << 20, "acks": "all",
+                         "queue.buffering.max.messages": 1_000_000, "partitioner": "murmur2_random"})
+    t0 = time.monotonic()
+    for i, send in enumerate(sends):
+        while True:
+            try:
+                # No partition: by key, with the Java client's partitioner, as kafka-python would.
+                where = {} if send.partition is None else {"partition": send.partition}
+                producer.produce(env.topics.raw.name, key=send.key, value=send.value, **where)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    if producer.flush(120) != 0:
+        raise RuntimeError("the backlog was not fully acknowledged within 120 s")
+    seconds = time.monotonic() - t0
+    return {"sends": len(sends), "seconds": round(seconds, 1), "sends_per_s": round(len(sends) / seconds)}
+
+
+def vertices(rest: str, job_id: str) -> list[dict]:
+    return requests.get(f"{rest}/jobs/{job_id}", timeout=10).json()["vertices"]
+
+
+def vertex_metrics(rest: str, job_id: str, vertex_id: str, names: list[str]) -> dict[str, dict]:
+    rows = requests.get(f"{rest}/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics",
+                        params={"get": ",".join(names), "agg": "avg,max,sum"}, timeout=10).json()
+    return {r["id"]: r for r in rows}
+
+
+class Sampler(threading.Thread):
+    """Every SAMPLE_S: each vertex's busy/back-pressured/idle ms per second, and the source's records out."""
+
+    TIMES = ["busyTimeMsPerSecond", "backPressuredTimeMsPerSecond", "idleTimeMsPerSecond"]
+
+    def __init__(self, rest: str, job_id: str, source_id: str):
+        super().__init__(daemon=True, name="profile-sampler")
+        self.rest, self.job_id, self.source_id = rest, job_id, source_id
+        self.samples: list[dict] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(SAMPLE_S):
+            try:
+                sample = {"t": time.time(), "vertices": {}}
+                for v in vertices(self.rest, self.job_id):
+                    m = vertex_metrics(self.rest, self.job_id, v["id"], self.TIMES + ["numRecordsOut"])
+                    sample["vertices"][v["name"]] = {k: m[k].get("avg") for k in self.TIMES if k in m}
+                    if v["id"] == self.source_id and "numRecordsOut" in m:
+                        sample["source_records_out"] = m["numRecordsOut"].get("sum")
+                self.samples.append(sample)
+            except requests.RequestException:
+                pass
+
+
+def flame_graph(rest: str, job_id: str, vertex_id: str, timeout_s: float = 40) -> dict | None:
+    """The vertex's on-CPU flame graph; the first request starts the sampling, later ones return it."""
+    url = f"{rest}/jobs/{job_id}/vertices/{vertex_id}/flamegraph"
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        body = requests.get(url, params={"type": "on_cpu"}, timeout=30).json()
+        data = body.get("data") or {}
+        if data.get("children"):
+            return data
+        time.sleep(1)
+    return None
+
+
+def cost_of(stack: list[str]) -> str:
+    for frame in reversed(stack):  # leaf first
+        for name, pattern in COSTS:
+            if pattern.search(frame):
+                return name
+    return OTHER
+
+
+def attribute(tree: dict) -> tuple[Counter, Counter]:
+    """Samples by cost bucket and by leaf frame (self time) in one flame graph."""
+    costs, leaves = Counter(), Counter()
+    todo = [(tree, [])]
+    while todo:
+        node, stack = todo.pop()
+        path = stack + [node.get("name", "")]
+        children = node.get("children") or []
+        own = node.get("value", 0) - sum(c.get("value", 0) for c in children)
+        if own > 0:
+            costs[cost_of(path)] += own
+            leaves[path[-1]] += own
+        todo.extend((c, path) for c in children)
+    return costs, leaves
+
+
+def collapsed(tree: dict, vertex: str) -> list[str]:
+    """The flame graph as collapsed stacks ("frame;frame;frame count", root first), the input of
+    flamegraph.pl, speedscope and most flame graph viewers; the vertex is the bottom frame."""
+    lines, todo = [], [(tree, [vertex])]
+    while todo:
+        node, stack = todo.pop()
+        path = stack + [node.get("name", "").replace(";", ":")] if node is not tree else stack
+        children = node.get("children") or []
+        own = node.get("value", 0) - sum(c.get("value", 0) for c in children)
+        if own > 0:
+            lines.append(f"{';'.join(path)} {own}")
+        todo.extend((c, path) for c in children)
+    return lines
+
+
+def reading_window(samples: list[dict], total: int) -> dict:
+    """Records read per second between the first sample after the source started reading and the
+    last one before it had read everything."""
+    points = [(s["t"], s["source_records_out"]) for s in samples if s.get("source_records_out") is not None]
+    reading = [(t, n) for t, n in points if 0 < n < total]
+    if len(reading) < 2:
+        return {"records_per_s": None, "note": "fewer than two samples inside the reading window"}
+    (t0, n0), (t1, n1) = reading[0], reading[-1]
+    return {"records_per_s": round((n1 - n0) / (t1 - t0)), "seconds": round(t1 - t0, 1), "records": n1 - n0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000, help="original events to generate")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="a job setting over the rendered job's (repeatable), to measure a variant")
+    parser.add_argument("--no-flame", action="store_true",
+                        help="no flame graphs: their thread sampling takes CPU from the read rate measured")
+    args = parser.parse_args()
+
+    env = load("local")
+    rest = env.flink.rest_url
+    with stack_lock():
+        fetch_jvm(say=lambda line: say("  " + line))
+        say("[1/4] a fresh stack: Kafka and Flink ...")
+        start_fresh(["kafka", "flink"], say=lambda line: None)
+        ensure_topics(env, say=lambda *_: None)
+
+        say(f"[2/4] a backlog of {args.events:,} events in {env.topics.raw.name} ...")
+        traffic = make_traffic(env, seed=args.seed, events=args.events, ads=100)
+        sends = [s for phase in traffic.phases for s in phase]
+        produced = produce(env, sends)
+        records = len(sends)
+        del traffic, sends
+        say(f"  {records:,} records in {produced['seconds']} s")
+
+        say("[3/4] the job reads it: task times every 2 s, a flame graph of every vertex ...")
+        job_id = flink.submit("local", say=lambda line: None, conf=args.conf)
+        flink.wait_running(rest, job_id)
+        graph = vertices(rest, job_id)
+        source = next(v for v in graph if v["name"].startswith("Source:"))
+        sampler = Sampler(rest, job_id, source["id"])
+        sampler.start()
+        time.sleep(10)  # past deployment and the first records
+        # One vertex at a time (the JobManager samples one request after the other, ~10 s each),
+        # the busiest first, while the source still reads.
+        first = sampler.samples[-1]["vertices"] if sampler.samples else {}
+        flames = {}
+        busiest = sorted(graph, key=lambda v: -(first.get(v["name"], {}).get("busyTimeMsPerSecond") or 0))
+        for v in [] if args.no_flame else busiest:
+            if (sampler.samples[-1].get("source_records_out") or 0) >= records:
+                break
+            flames[v["name"]] = flame_graph(rest, job_id, v["id"])
+        deadline, seen, since = time.time() + 1800, -1, time.time()
+        while time.time() < deadline and time.time() - since < 30:  # read all, or nothing new for 30 s
+            out = (sampler.samples[-1] if sampler.samples else {}).get("source_records_out") or 0
+            if out >= records:
+                break
+            if out != seen:
+                seen, since = out, time.time()
+            time.sleep(SAMPLE_S)
+        time.sleep(2 * SAMPLE_S)
+        sampler.halt.set()
+        sampler.join()
+        flink.cancel_all(env, say=lambda *_: None)
+
+    say("[4/4] report")
+    window = reading_window(sampler.samples, records)
+    busy = {}
+    for name in (v["name"] for v in graph):
+        rows = [s["vertices"][name] for s in sampler.samples if name in s["vertices"]
+                and 0 < (s.get("source_records_out") or 0) < records]
+        busy[name] = {k: round(statistics.mean(r[k] for r in rows if r.get(k) is not None), 1)
+                      for k in Sampler.TIMES if any(r.get(k) is not None for r in rows)}
+    costs, leaves = Counter(), Counter()
+    for tree in filter(None, flames.values()):
+        c, leaf = attribute(tree)
+        costs.update(c)
+        leaves.update(leaf)
+    total = sum(costs.values()) or 1
+    report = {
+        "benchmark": "job_profile", "machine": machine(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "parameters": {**vars(args), "parallelism": env.flink.parallelism, "records": records},
+        "produce": produced, "reading_window": window,
+        "vertices_by_busy_ms_per_s": dict(sorted(busy.items(), key=lambda kv: -kv[1].get("busyTimeMsPerSecond", 0))),
+        "flame_graph_samples": total,
+        "vertices_with_a_flame_graph": sorted(n for n, t in flames.items() if t),
+        "costs_by_share": {k: round(v / total, 3) for k, v in costs.most_common()},
+        "top_leaf_frames": {k: round(v / total, 3) for k, v in leaves.most_common(25)},
+    }
+    REPORTS.mkdir(exist_ok=True)
+    (REPORTS / "job_profile.json").write_text(json.dumps(report, indent=1) + "\n")
+    stacks = [line for name, tree in flames.items() if tree for line in collapsed(tree, name.split(" -> ")[0])]
+    (REPORTS / "job_profile.collapsed").write_text("\n".join(stacks) + "\n")
+    say(f"  read rate over the reading window: {window.get('records_per_s')} records/s "
+        f"({window.get('records')} records in {window.get('seconds')} s)")
+    say("  vertices by busy ms/s (mean over the reading window):")
+    for name, b in list(report["vertices_by_busy_ms_per_s"].items())[:8]:
+        say(f"    {b.get('busyTimeMsPerSecond', 0):6.0f} busy {b.get('backPressuredTimeMsPerSecond', 0):6.0f} "
+            f"back-pressured  {name[:90]}")
+    say(f"  on-CPU samples by cost ({total:,} samples over {len(report['vertices_with_a_flame_graph'])} vertices):")
+    for name, share in report["costs_by_share"].items():
+        say(f"    {100 * share:5.1f}%  {name}")
+    say("  wrote reports/job_profile.json and reports/job_profile.collapsed (collapsed stacks: any flame graph viewer)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
