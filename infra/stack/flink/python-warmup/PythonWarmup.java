@@ -4,9 +4,9 @@
 // Why: on a fresh TaskManager the first Python operator imports PyFlink's runtime (apache_beam and
 // pandas among it), about 1 s idle and 5 s on two busy cores, and a failover onto that TaskManager
 // waits for it (docs/stack.md#recovery).
-// A Java agent: -javaagent:python-warmup.jar=<module>,<module>...@<python executable> (no shell
-// metacharacters: Flink's scripts eval the options); the search
-// path is the PYTHONPATH the TaskManager runs with, as PyFlink's own interpreter configuration uses.
+// A Java agent: -javaagent:python-warmup.jar=<module>,<module>...@<python executable>, with no shell
+// metacharacters (Flink's scripts eval the options). The search path is the PYTHONPATH the
+// TaskManager runs with, as PyFlink's own interpreter configuration uses.
 // Best effort: a failure is printed and the TaskManager runs as it would without the agent.
 package adagg.warmup;
 
