@@ -110,9 +110,8 @@ def _render(template: str, dest: Path, **ctx) -> Path:
 
 def python_warmup_agent(jar: Path, modules: list[str]) -> str:
     """The TaskManager JVM option that imports `modules` into its embedded Python when it starts
-    (infra/stack/flink/python-warmup); "" when there are none. No shell metacharacters: Flink's
-    scripts `eval` the options."""
-    return f"-javaagent:{jar}={','.join(modules)}@{sys.executable}" if modules else ""
+    (infra/stack/flink/python-warmup). No shell metacharacters: Flink's scripts `eval` the options."""
+    return f"-javaagent:{jar}={','.join(modules)}@{sys.executable}"
 
 
 def build_python_warmup(home: Path, flink_lib: Path) -> Path:

@@ -71,10 +71,10 @@ def produce(env, sends) -> dict:
                          "queue.buffering.max.messages": 1_000_000, "partitioner": "murmur2_random"})
     t0 = time.monotonic()
     for i, send in enumerate(sends):
+        # No partition: by key, with the Java client's partitioner, as kafka-python would.
+        where = {} if send.partition is None else {"partition": send.partition}
         while True:
             try:
-                # No partition: by key, with the Java client's partitioner, as kafka-python would.
-                where = {} if send.partition is None else {"partition": send.partition}
                 producer.produce(env.topics.raw.name, key=send.key, value=send.value, **where)
                 break
             except BufferError:
@@ -85,10 +85,6 @@ def produce(env, sends) -> dict:
         raise RuntimeError("the backlog was not fully acknowledged within 120 s")
     seconds = time.monotonic() - t0
     return {"sends": len(sends), "seconds": round(seconds, 1), "sends_per_s": round(len(sends) / seconds)}
-
-
-def vertices(rest: str, job_id: str) -> list[dict]:
-    return requests.get(f"{rest}/jobs/{job_id}", timeout=10).json()["vertices"]
 
 
 def vertex_metrics(rest: str, job_id: str, vertex_id: str, names: list[str]) -> dict[str, dict]:
@@ -112,7 +108,7 @@ class Sampler(threading.Thread):
         while not self.halt.wait(SAMPLE_S):
             try:
                 sample = {"t": time.time(), "vertices": {}}
-                for v in vertices(self.rest, self.job_id):
+                for v in flink.job_detail(self.rest, self.job_id)["vertices"]:
                     m = vertex_metrics(self.rest, self.job_id, v["id"], self.TIMES + ["numRecordsOut"])
                     sample["vertices"][v["name"]] = {k: m[k].get("avg") for k in self.TIMES if k in m}
                     if v["id"] == self.source_id and "numRecordsOut" in m:
@@ -143,35 +139,36 @@ def cost_of(stack: list[str]) -> str:
     return OTHER
 
 
-def attribute(tree: dict) -> tuple[Counter, Counter]:
-    """Samples by cost bucket and by leaf frame (self time) in one flame graph."""
-    costs, leaves = Counter(), Counter()
-    todo = [(tree, [])]
+def self_times(tree: dict):
+    """(stack of frame names below the root, root first; samples with that frame on top) for every
+    frame of a flame graph that has samples of its own."""
+    todo = [(child, []) for child in tree.get("children") or []]
+    own = tree.get("value", 0) - sum(c.get("value", 0) for c in tree.get("children") or [])
+    if own > 0:
+        yield [], own
     while todo:
         node, stack = todo.pop()
         path = stack + [node.get("name", "")]
         children = node.get("children") or []
         own = node.get("value", 0) - sum(c.get("value", 0) for c in children)
         if own > 0:
-            costs[cost_of(path)] += own
-            leaves[path[-1]] += own
+            yield path, own
         todo.extend((c, path) for c in children)
+
+
+def attribute(tree: dict) -> tuple[Counter, Counter]:
+    """Samples by cost bucket and by leaf frame (self time) in one flame graph."""
+    costs, leaves = Counter(), Counter()
+    for path, own in self_times(tree):
+        costs[cost_of(path)] += own
+        leaves[path[-1] if path else tree.get("name", "")] += own
     return costs, leaves
 
 
 def collapsed(tree: dict, vertex: str) -> list[str]:
     """The flame graph as collapsed stacks ("frame;frame;frame count", root first), the input of
     flamegraph.pl, speedscope and most flame graph viewers; the vertex is the bottom frame."""
-    lines, todo = [], [(tree, [vertex])]
-    while todo:
-        node, stack = todo.pop()
-        path = stack + [node.get("name", "").replace(";", ":")] if node is not tree else stack
-        children = node.get("children") or []
-        own = node.get("value", 0) - sum(c.get("value", 0) for c in children)
-        if own > 0:
-            lines.append(f"{';'.join(path)} {own}")
-        todo.extend((c, path) for c in children)
-    return lines
+    return [f"{';'.join([vertex, *(f.replace(';', ':') for f in path)])} {own}" for path, own in self_times(tree)]
 
 
 def reading_window(samples: list[dict], total: int) -> dict:
@@ -214,7 +211,7 @@ def main() -> int:
         say("[3/4] the job reads it: task times every 2 s, a flame graph of every vertex ...")
         job_id = flink.submit("local", say=lambda line: None, conf=args.conf)
         flink.wait_running(rest, job_id)
-        graph = vertices(rest, job_id)
+        graph = flink.job_detail(rest, job_id)["vertices"]
         source = next(v for v in graph if v["name"].startswith("Source:"))
         sampler = Sampler(rest, job_id, source["id"])
         sampler.start()
