@@ -17,16 +17,18 @@ from adagg.stack import Stack, StackError, flink_home, link_jars
 
 
 def submit(env_name: str = "local", job: str = "streaming", say=print, from_savepoint: str | None = None,
-           conf: list[str] = ()) -> str:
+           conf: list[str] = (), sql_file: Path | None = None) -> str:
     """Run `flink run -py` against the session cluster; returns the Flink job id. With
     from_savepoint the job starts from that savepoint's state (its offsets, dedup keys, windows and
-    watermarks), as `adagg job resume` does. conf: extra KEY=VALUE job settings (benchmarks)."""
+    watermarks), as `adagg job resume` does. conf: extra KEY=VALUE job settings (benchmarks).
+    sql_file: a script rendered by the caller instead of `job` (benchmarks: another parallelism)."""
     stack = Stack(env_name)
     script = REPO / "pyflink_jobs" / "streaming_job.py"
     cmd = ["bash", str(flink_home() / "bin" / "flink"), "run", "-d", "-m", stack.env.flink.rest_url.split("://")[-1],
            *(["-s", from_savepoint] if from_savepoint else []),
            "-pyclientexec", sys.executable, "-pyexec", sys.executable, "-py", str(script),
-           "--env", env_name, "--job", job, "--detach", *(a for c in conf for a in ("--conf", c))]
+           "--env", env_name, "--job", job, "--detach", *(a for c in conf for a in ("--conf", c)),
+           *(["--sql-file", str(sql_file)] if sql_file else [])]
     for jar in connector_jars():
         cmd += ["--jar", jar]
     env = {**os.environ, **stack.flink_env()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 
 import jinja2
@@ -87,17 +88,95 @@ def output_topic(env: Namespace, name: str) -> Namespace:
     return Namespace(name=env.outputs.prefix + name, partitions=env.outputs.partitions)
 
 
+def sql_string(value: str) -> str:
+    """A SQL string literal of value: quoted, with its quotes doubled."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def templates(sql_dir=SQL_DIR) -> jinja2.Environment:
     """The Jinja environment of sql/: undefined names are errors, not empty strings."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(sql_dir)), undefined=jinja2.StrictUndefined,
+    jenv = jinja2.Environment(loader=jinja2.FileSystemLoader(str(sql_dir)), undefined=jinja2.StrictUndefined,
                               keep_trailing_newline=True)
+    jenv.filters["sql_string"] = sql_string
+    return jenv
+
+
+def like_prefix(network: str) -> str:
+    """The LIKE prefix of the dotted addresses of an IPv4 network of whole octets:
+    '23.32.' for 23.32.0.0/16. Other prefix lengths cannot be written as one."""
+    net = ipaddress.IPv4Network(network)
+    if net.prefixlen % 8 or not 8 <= net.prefixlen <= 24:
+        raise ValueError(f"network {network}: only /8, /16 and /24 networks have a LIKE prefix")
+    return ".".join(str(net.network_address).split(".")[:net.prefixlen // 8]) + "."
+
+
+def enrichment_lookup() -> dict:
+    """enrich_event's values for every user agent, network and campaign the traffic generator
+    draws from (adagg.traffic_catalog), computed by the UDF's own code (udfs.enrichment.Enricher,
+    with the tables the UDF loads by default). The job rendered without Python UDFs
+    (python_udfs=False: the UDF-overhead benchmark's baseline) writes them out as CASE expressions
+    (sql/macros/enrichment.sql), so on generated traffic it derives the UDF's values in plain SQL
+    and writes the same rows as the job.
+
+    - agents: each catalog agent's device_type, os and browser, and whether it is a bot;
+    - countries: the LIKE prefix of each catalog network with a country (not the fallback's);
+    - blocked: the LIKE prefixes of the networks the UDF calls blocked_ip;
+    - verticals: each vertical with the campaign ids of the shipped table that have it;
+    - fallback: the UDF's values for a missing agent, IP and campaign, for anything else;
+    - reasons: the UDF's invalid_reason values for a bot agent and a blocked network.
+
+    A network's values are taken at its first and last host, and must be equal (a table range
+    boundary inside a catalog network raises ValueError); tests/unit/test_sql.py checks every
+    value against the UDF on many hosts and on generated traffic."""
+    from adagg import traffic_catalog as cat
+    from udfs.enrichment import Enricher, unpack
+    from udfs.invalid_traffic import BLOCKED_IP, BOT_USER_AGENT
+
+    enricher = Enricher()
+
+    def values(ua: str | None, ip: str | None, campaign_id: str | None):
+        return unpack(enricher.packed(ua, ip, campaign_id))
+
+    human = next(a.user_agent for a in cat.USER_AGENTS if not a.is_bot)
+    agents = []
+    for agent in cat.USER_AGENTS:
+        got = values(agent.user_agent, None, None)
+        agents.append({"user_agent": agent.user_agent, "device_type": got.device_type, "os": got.os,
+                       "browser": got.browser, "bot": got.invalid_reason == BOT_USER_AGENT})
+    fallback = values(None, None, None)
+    countries, blocked = [], []
+    networks = [*cat.COUNTRY_NETWORKS.values(), cat.UNKNOWN_NETWORK, *cat.BLOCKED_NETWORKS]
+    for network in networks:
+        net = ipaddress.IPv4Network(network)
+        ends = [values(human, str(host), None) for host in (net.network_address + 1, net.broadcast_address - 1)]
+        labels = {(e.country, e.invalid_reason) for e in ends}
+        if len(labels) != 1:
+            raise ValueError(f"network {network}: the UDF gives its hosts different values {sorted(labels)}")
+        country, reason = labels.pop()
+        if country != fallback.country:
+            countries.append({"prefix": like_prefix(network), "country": country})
+        if reason == BLOCKED_IP:
+            blocked.append(like_prefix(network))
+    verticals: dict[str, list[str]] = {}
+    for number in range(1, cat.CAMPAIGNS + 1):
+        campaign = cat.campaign_id(number)
+        vertical = values(human, None, campaign).vertical
+        if vertical != fallback.vertical:
+            verticals.setdefault(vertical, []).append(campaign)
+    return {"agents": agents, "countries": countries, "blocked": blocked,
+            "verticals": [{"vertical": v, "campaigns": ids} for v, ids in verticals.items()],
+            "fallback": {"device_type": fallback.device_type, "os": fallback.os, "browser": fallback.browser,
+                         "country": fallback.country, "vertical": fallback.vertical},
+            "reasons": {"bot": BOT_USER_AGENT, "blocked": BLOCKED_IP}}
 
 
 def render(env: str | Namespace, job: str = "streaming", sql_dir=SQL_DIR, python_udfs: bool = True,
            **params) -> str:
     """Render a job for an environment, given by name or as a loaded (possibly overridden) env.
 
-    python_udfs=False renders the enrichment as constants: only for the UDF-overhead benchmark.
+    python_udfs=False renders the enrichment without the Python UDF: only for the UDF-overhead
+    benchmark's baseline. Plain SQL lookups then derive the UDF's values for generated traffic
+    (enrichment_lookup, sql/macros/enrichment.sql).
     `params` are the job's own template values (backfill: partitions, from_ms, to_ms, output_uri).
     """
     if job not in jobs():
@@ -109,6 +188,8 @@ def render(env: str | Namespace, job: str = "streaming", sql_dir=SQL_DIR, python
         output_topic=lambda name: output_topic(env, name),
         archive_uri=lambda: env_uri(env.archive.path),
     )
+    if not python_udfs:
+        params = {"enrichment_lookup": enrichment_lookup(), **params}
     text = jenv.get_template(f"jobs/{job}.sql").render(
         env=env, pipeline_version=pipeline_version(), marts=marts(sql_dir), functions=functions(sql_dir),
         python_udfs=python_udfs, **params)

@@ -75,6 +75,80 @@ def kafka_up() -> bool:
 
 
 
+# ---------------------------------------------------------------- a job reading a backlog
+
+# The source vertex's task metric of records read: its head operator is the Kafka source, whose
+# reader counts every record it reads there (FLIP-33). numRecordsOut would count what the chain
+# emits: nothing for a source chained into a sink (the blackhole).
+SOURCE_RECORDS = "numRecordsIn"
+
+
+def produce_backlog(env, sends, topic: str | None = None) -> dict:
+    """Every send to the raw topic (or `topic`) in order, with librdkafka (kafka-python tops out
+    near 5,000 sends/s); all acknowledged (acks=all) before it returns."""
+    from confluent_kafka import Producer
+
+    from collector.config import kafka_client_config
+
+    topic = topic or env.topics.raw.name
+    producer = Producer({**kafka_client_config(env), "linger.ms": 20, "batch.size": 1 << 20, "acks": "all",
+                         "queue.buffering.max.messages": 1_000_000, "partitioner": "murmur2_random"})
+    t0 = time.monotonic()
+    for i, send in enumerate(sends):
+        # No partition: by key, with the Java client's partitioner, as kafka-python would.
+        where = {} if send.partition is None else {"partition": send.partition}
+        while True:
+            try:
+                producer.produce(topic, key=send.key, value=send.value, **where)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    if producer.flush(120) != 0:
+        raise RuntimeError("the backlog was not fully acknowledged within 120 s")
+    seconds = time.monotonic() - t0
+    return {"sends": len(sends), "seconds": round(seconds, 1), "sends_per_s": round(len(sends) / seconds)}
+
+
+def vertex_metrics(rest: str, job_id: str, vertex_id: str, names: list[str]) -> dict[str, dict]:
+    """Metrics of a job vertex aggregated over its subtasks: name -> {"avg", "max", "sum"}."""
+    import requests
+
+    rows = requests.get(f"{rest}/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics",
+                        params={"get": ",".join(names), "agg": "avg,max,sum"}, timeout=10).json()
+    return {r["id"]: r for r in rows}
+
+
+def source_vertex(vertices: list[dict]) -> dict:
+    """The job's Kafka source vertex (the one named "Source: ...")."""
+    return next(v for v in vertices if v["name"].startswith("Source:"))
+
+
+def reading_window(samples: list[dict], total: int, key: str = "source_records") -> dict:
+    """Records read per second over the source's reading window: between the first sample in
+    which it had read something and the last in which it had not yet read all `total` records, so
+    neither the job's start nor its last commit is in the rate.
+
+    Each value counts at the sample in which it first appears: the REST API answers from a metric
+    store that the JobManager refreshes at most every metrics.fetcher.update-interval (and in the
+    background: the request that triggers a refresh still gets the old values), so a value seen
+    again in later samples is older than those samples. Its first appearance is at most one sample
+    interval after it was read, at both ends of the window alike."""
+    points, last = [], None
+    for s in samples:
+        n = s.get(key)
+        if n is not None and n != last:
+            points.append((s["t"], n))
+            last = n
+    reading = [(t, n) for t, n in points if 0 < n < total]
+    if len(reading) < 2:
+        return {"records_per_s": None, "note": "fewer than two samples inside the reading window"}
+    (t0, n0), (t1, n1) = reading[0], reading[-1]
+    return {"records_per_s": round((n1 - n0) / (t1 - t0)), "seconds": round(t1 - t0, 1), "records": round(n1 - n0),
+            "points": len(reading)}
+
+
 def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 

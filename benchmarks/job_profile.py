@@ -10,9 +10,10 @@ reads as fast as it can from its first second. While it catches up:
   infra/stack/flink), and each sample's time is given to the first frame on its stack, leaf first,
   that names a known cost (the Python UDF, RocksDB, JSON, Kafka, the raw archive's files, network
   and serialization, the generated SQL code): the top costs by measured share, not by guess;
-* the read rate over the source's reading window: records read (the source's numRecordsOut) between
-  the first and the last sample in which the source was still reading, so the job's start and the
-  final commit are not in it.
+* the read rate over the source's reading window: records read (the source vertex's numRecordsIn)
+  between the first and the last sample in which the source was still reading, so the job's start
+  and the final commit are not in it (benchmarks/common.py reading_window, shared with
+  pipeline_throughput.py).
 
     .venv/bin/python benchmarks/job_profile.py [--events 1000000] [--seed 1] [--no-flame] [--conf KEY=VALUE]
 
@@ -44,7 +45,8 @@ from adagg.kafka_io import ensure_topics  # noqa: E402
 from adagg.paths import REPO  # noqa: E402
 from adagg.setup import fetch_jvm  # noqa: E402
 from adagg.stack import start_fresh  # noqa: E402
-from benchmarks.common import machine, say, stack_lock  # noqa: E402
+from benchmarks.common import (SOURCE_RECORDS, machine, produce_backlog, reading_window, say,  # noqa: E402
+                               source_vertex, stack_lock, vertex_metrics)
 
 REPORTS = REPO / "reports"
 SAMPLE_S = 2.0
@@ -61,40 +63,9 @@ COSTS = [
 OTHER = "other (JVM, task runtime, mailbox)"
 
 
-def produce(env, sends) -> dict:
-    """Every send to the raw topic in order, with librdkafka (kafka-python tops out near 5,000/s)."""
-    from confluent_kafka import Producer
-
-    from collector.config import kafka_client_config
-
-    producer = Producer({**kafka_client_config(env), "linger.ms": 20, "batch.size": 1 << 20, "acks": "all",
-                         "queue.buffering.max.messages": 1_000_000, "partitioner": "murmur2_random"})
-    t0 = time.monotonic()
-    for i, send in enumerate(sends):
-        # No partition: by key, with the Java client's partitioner, as kafka-python would.
-        where = {} if send.partition is None else {"partition": send.partition}
-        while True:
-            try:
-                producer.produce(env.topics.raw.name, key=send.key, value=send.value, **where)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        if i % 10_000 == 0:
-            producer.poll(0)
-    if producer.flush(120) != 0:
-        raise RuntimeError("the backlog was not fully acknowledged within 120 s")
-    seconds = time.monotonic() - t0
-    return {"sends": len(sends), "seconds": round(seconds, 1), "sends_per_s": round(len(sends) / seconds)}
-
-
-def vertex_metrics(rest: str, job_id: str, vertex_id: str, names: list[str]) -> dict[str, dict]:
-    rows = requests.get(f"{rest}/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics",
-                        params={"get": ",".join(names), "agg": "avg,max,sum"}, timeout=10).json()
-    return {r["id"]: r for r in rows}
-
-
 class Sampler(threading.Thread):
-    """Every SAMPLE_S: each vertex's busy/back-pressured/idle ms per second, and the source's records out."""
+    """Every SAMPLE_S: each vertex's busy/back-pressured/idle ms per second, and the records the
+    source has read."""
 
     TIMES = ["busyTimeMsPerSecond", "backPressuredTimeMsPerSecond", "idleTimeMsPerSecond"]
 
@@ -109,10 +80,10 @@ class Sampler(threading.Thread):
             try:
                 sample = {"t": time.time(), "vertices": {}}
                 for v in flink.job_detail(self.rest, self.job_id)["vertices"]:
-                    m = vertex_metrics(self.rest, self.job_id, v["id"], self.TIMES + ["numRecordsOut"])
+                    m = vertex_metrics(self.rest, self.job_id, v["id"], self.TIMES + [SOURCE_RECORDS])
                     sample["vertices"][v["name"]] = {k: m[k].get("avg") for k in self.TIMES if k in m}
-                    if v["id"] == self.source_id and "numRecordsOut" in m:
-                        sample["source_records_out"] = m["numRecordsOut"].get("sum")
+                    if v["id"] == self.source_id and SOURCE_RECORDS in m:
+                        sample["source_records"] = m[SOURCE_RECORDS].get("sum")
                 self.samples.append(sample)
             except requests.RequestException:
                 pass
@@ -171,17 +142,6 @@ def collapsed(tree: dict, vertex: str) -> list[str]:
     return [f"{';'.join([vertex, *(f.replace(';', ':') for f in path)])} {own}" for path, own in self_times(tree)]
 
 
-def reading_window(samples: list[dict], total: int) -> dict:
-    """Records read per second between the first sample after the source started reading and the
-    last one before it had read everything."""
-    points = [(s["t"], s["source_records_out"]) for s in samples if s.get("source_records_out") is not None]
-    reading = [(t, n) for t, n in points if 0 < n < total]
-    if len(reading) < 2:
-        return {"records_per_s": None, "note": "fewer than two samples inside the reading window"}
-    (t0, n0), (t1, n1) = reading[0], reading[-1]
-    return {"records_per_s": round((n1 - n0) / (t1 - t0)), "seconds": round(t1 - t0, 1), "records": n1 - n0}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="original events to generate")
@@ -203,7 +163,7 @@ def main() -> int:
         say(f"[2/4] a backlog of {args.events:,} events in {env.topics.raw.name} ...")
         traffic = make_traffic(env, seed=args.seed, events=args.events, ads=100)
         sends = [s for phase in traffic.phases for s in phase]
-        produced = produce(env, sends)
+        produced = produce_backlog(env, sends)
         records = len(sends)
         del traffic, sends
         say(f"  {records:,} records in {produced['seconds']} s")
@@ -212,7 +172,7 @@ def main() -> int:
         job_id = flink.submit("local", say=lambda line: None, conf=args.conf)
         flink.wait_running(rest, job_id)
         graph = flink.job_detail(rest, job_id)["vertices"]
-        source = next(v for v in graph if v["name"].startswith("Source:"))
+        source = source_vertex(graph)
         sampler = Sampler(rest, job_id, source["id"])
         sampler.start()
         time.sleep(10)  # past deployment and the first records
@@ -222,12 +182,12 @@ def main() -> int:
         flames = {}
         busiest = sorted(graph, key=lambda v: -(first.get(v["name"], {}).get("busyTimeMsPerSecond") or 0))
         for v in [] if args.no_flame else busiest:
-            if (sampler.samples[-1].get("source_records_out") or 0) >= records:
+            if (sampler.samples[-1].get("source_records") or 0) >= records:
                 break
             flames[v["name"]] = flame_graph(rest, job_id, v["id"])
         deadline, seen, since = time.time() + 1800, -1, time.time()
         while time.time() < deadline and time.time() - since < 30:  # read all, or nothing new for 30 s
-            out = (sampler.samples[-1] if sampler.samples else {}).get("source_records_out") or 0
+            out = (sampler.samples[-1] if sampler.samples else {}).get("source_records") or 0
             if out >= records:
                 break
             if out != seen:
@@ -243,7 +203,7 @@ def main() -> int:
     busy = {}
     for name in (v["name"] for v in graph):
         rows = [s["vertices"][name] for s in sampler.samples if name in s["vertices"]
-                and 0 < (s.get("source_records_out") or 0) < records]
+                and 0 < (s.get("source_records") or 0) < records]
         busy[name] = {k: round(statistics.mean(r[k] for r in rows if r.get(k) is not None), 1)
                       for k in Sampler.TIMES if any(r.get(k) is not None for r in rows)}
     costs, leaves = Counter(), Counter()

@@ -11,6 +11,7 @@
 -- (macros/keys.sql), buckets per event type from the environment (billing.bucket_seconds);
 -- adagg/contract.py computes the same key, which the raw topic is keyed by.
 {% from "macros/columns.sql" import enrichment_input -%}
+{% from "macros/enrichment.sql" import enrichment_without_udfs -%}
 {% from "macros/modes.sql" import streaming_only with context -%}
 {% from "macros/keys.sql" import billing_key with context -%}
 CREATE TEMPORARY VIEW int_deliveries_enriched AS
@@ -24,7 +25,8 @@ SELECT
 {%- if python_udfs %}
   SPLIT(enrich_event({{ enrichment_input('ip', 'campaign_id', 'user_agent') }}), CHR(31)) AS enrichment
 {%- else %}
-  -- Rendered without Python UDFs (benchmark baseline only): constant enrichment, nothing flagged.
-  SPLIT(CONCAT_WS(CHR(31), 'other', 'Other', 'Other', 'ZZ', 'unknown', ''), CHR(31)) AS enrichment
+  -- Rendered without Python UDFs (the UDF-overhead benchmark's baseline only): enrich_event's
+  -- values for the generated traffic's agents, networks and campaigns, looked up in plain SQL.
+  {{ enrichment_without_udfs(enrichment_lookup, 'ip', 'campaign_id', 'user_agent') }} AS enrichment
 {%- endif %}
 FROM stg_events_on_time;

@@ -111,6 +111,15 @@ def test_streaming_taskmanager_runs_on_g1(tmp_path, monkeypatch, no_javac):
     assert stack.s.flink_taskmanager.jvm_opts == "-XX:+UseG1GC" and opts[0] == "-XX:+UseG1GC"
 
 
+def test_rest_metrics_are_fresh_enough_for_a_reading_window(tmp_path, monkeypatch, no_javac):
+    """The benchmarks time a source's reading window by the records read that the REST API reports
+    (benchmarks/common.py reading_window). By default it answers from metrics up to 10 s old: a
+    blackhole run reads its whole topic in about that."""
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    conf = yaml.safe_load((Stack("local").flink_conf_dir() / "config.yaml").read_text())
+    assert conf["metrics"]["fetcher"]["update-interval"] <= 1000
+
+
 def test_taskmanager_options_survive_flinks_scripts(tmp_path, monkeypatch, no_javac):
     """flink-console.sh runs `eval echo` over the JVM options: a shell metacharacter in them (the
     warm-up agent's argument once held a '|') emptied them all, G1 and the agent with them."""

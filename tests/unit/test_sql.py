@@ -56,9 +56,94 @@ def test_streaming_job_logic():
         assert f"INSERT INTO snk_{mart} SELECT * FROM mart_{mart};" in sql
 
 
-def test_without_python_udfs_renders_constant_enrichment():
-    sql = render("local", python_udfs=False)
-    assert "enrich_event(" not in sql and "SPLIT(CONCAT_WS(CHR(31), 'other'" in sql
+# ---- the job without its Python UDF: the UDF-overhead benchmark's baseline (issue 21) ----
+
+def _sql_enrichment(lookup: dict, ua: str | None, ip: str | None, campaign_id: str | None) -> str:
+    """What sql/macros/enrichment.sql computes for one event, read as SQL reads it (a CASE takes its
+    first matching WHEN, LIKE 'p%' is "starts with p", NULL matches nothing), packed as the UDF's
+    result is."""
+    from udfs.enrichment import SEPARATOR
+
+    fallback, reasons = lookup["fallback"], lookup["reasons"]
+    agent = next((a for a in lookup["agents"] if ua is not None and a["user_agent"] == ua), None)
+    device = (agent or fallback)["device_type"], (agent or fallback)["os"], (agent or fallback)["browser"]
+    country = next((n["country"] for n in lookup["countries"] if ip is not None and ip.startswith(n["prefix"])),
+                   fallback["country"])
+    vertical = next((g["vertical"] for g in lookup["verticals"] if campaign_id in g["campaigns"]),
+                    fallback["vertical"])
+    if agent is not None and agent["bot"]:
+        reason = reasons["bot"]
+    elif ip is not None and any(ip.startswith(prefix) for prefix in lookup["blocked"]):
+        reason = reasons["blocked"]
+    else:
+        reason = ""
+    return SEPARATOR.join([*device, country, vertical, reason])
+
+
+def test_without_python_udfs_the_view_renders_every_row_of_the_lookup_and_calls_no_udf():
+    from adagg.sql import enrichment_lookup, sql_string
+
+    lookup = enrichment_lookup()
+    view = _views(render("local", python_udfs=False))["int_deliveries_enriched"]
+    assert "enrich_event(" not in view and "SPLIT(CONCAT_WS(CHR(31),\n    CASE user_agent\n" in view
+    for agent in lookup["agents"]:
+        assert f"      WHEN {sql_string(agent['user_agent'])}\n" in view
+    assert view.count("THEN CONCAT_WS(CHR(31), ") == len(lookup["agents"])
+    for network in lookup["countries"]:
+        assert f"WHEN ip LIKE '{network['prefix']}%' THEN '{network['country']}'" in view
+    for prefix in lookup["blocked"]:
+        assert f"ip LIKE '{prefix}%'" in view
+    rendered_ids = re.findall(r"'(camp-\d{4})'", view)
+    assert sorted(rendered_ids) == sorted(c for g in lookup["verticals"] for c in g["campaigns"])
+    # The job as it runs is untouched: the lookup is rendered only without the UDF.
+    assert "CASE user_agent" not in render("local") and "SPLIT(enrich_event(" in render("local")
+
+
+def test_the_no_udf_lookup_gives_the_udfs_values_for_every_catalog_agent_network_and_campaign():
+    import ipaddress
+    import random
+
+    from adagg import traffic_catalog as cat
+    from adagg.sql import enrichment_lookup
+    from udfs.enrichment import Enricher
+
+    lookup, udf, rng = enrichment_lookup(), Enricher(), random.Random(21)
+    networks = [*cat.COUNTRY_NETWORKS.values(), cat.UNKNOWN_NETWORK, *cat.BLOCKED_NETWORKS]
+    assert len(lookup["agents"]) == len(cat.USER_AGENTS)
+    assert {n["country"] for n in lookup["countries"]} == set(cat.COUNTRY_NETWORKS)
+    assert len(lookup["blocked"]) == len(cat.BLOCKED_NETWORKS)
+    for network in networks:
+        net = ipaddress.ip_network(network)
+        first, last = int(net.network_address), int(net.broadcast_address)
+        ips = [str(ipaddress.ip_address(a)) for a in (first, last, *(rng.randint(first, last) for _ in range(300)))]
+        for ip in ips:
+            for agent in cat.USER_AGENTS:
+                campaign = cat.campaign_id(rng.randint(1, cat.CAMPAIGNS))
+                assert _sql_enrichment(lookup, agent.user_agent, ip, campaign) == \
+                    udf.packed(agent.user_agent, ip, campaign), (agent.user_agent, ip, campaign)
+    human = cat.USER_AGENTS[0].user_agent
+    campaigns = [cat.campaign_id(n) for n in range(0, cat.CAMPAIGNS + 3)] + ["camp-1", "camp-0001 ", None]
+    for campaign in campaigns:
+        assert _sql_enrichment(lookup, human, "23.32.1.1", campaign) == udf.packed(human, "23.32.1.1", campaign)
+
+
+def test_the_no_udf_lookup_gives_the_udfs_values_on_generated_traffic():
+    """Every send of generated traffic (fuzzed ids, bots, blocked and unknown networks) gets the
+    same six values from the baseline's SQL lookups as from the UDF, as the UDF gets its input
+    (macros/columns.sql enrichment_input: an id holding CHR(31) goes as '')."""
+    import json
+
+    from adagg.sql import enrichment_lookup
+    from adagg.traffic import generate
+    from udfs.enrichment import Enricher, pack_input, unpack_input
+
+    lookup, udf = enrichment_lookup(), Enricher()
+    traffic = generate(seed=21, events=5_000, ads=300, partitions=4, start_ms=1_795_860_000_000, bound_ms=15_000)
+    sends = [json.loads(send.value) for phase in traffic.phases for send in phase]
+    assert len(sends) > 5_000
+    for event in sends:
+        ua, ip, campaign = event.get("user_agent"), event.get("ip"), event.get("campaign_id")
+        assert _sql_enrichment(lookup, ua, ip, campaign) == udf.packed(*unpack_input(pack_input(ua, ip, campaign)))
 
 
 def test_enrichment_fields_are_unpacked_in_the_order_the_udf_packs_them():
