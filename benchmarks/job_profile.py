@@ -45,8 +45,8 @@ from adagg.kafka_io import ensure_topics  # noqa: E402
 from adagg.paths import REPO  # noqa: E402
 from adagg.setup import fetch_jvm  # noqa: E402
 from adagg.stack import start_fresh  # noqa: E402
-from benchmarks.common import (SOURCE_RECORDS, machine, produce_backlog, reading_window, say,  # noqa: E402
-                               source_vertex, stack_lock, vertex_metrics)
+from benchmarks.common import (SOURCE_RECORDS, env_changes, machine, produce_backlog,  # noqa: E402
+                               reading_window, render_job, say, source_vertex, stack_lock, vertex_metrics)
 
 REPORTS = REPO / "reports"
 SAMPLE_S = 2.0
@@ -148,6 +148,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                         help="a job setting over the rendered job's (repeatable), to measure a variant")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an environment value for the rendered job (repeatable), e.g. flink.parallelism=2 "
+                             "or flink.checkpoint_interval='10 s': settings the job's script SETs itself")
+    parser.add_argument("--report", default="job_profile", help="reports/<report>.json and .collapsed")
     parser.add_argument("--no-flame", action="store_true",
                         help="no flame graphs: their thread sampling takes CPU from the read rate measured")
     args = parser.parse_args()
@@ -169,7 +173,8 @@ def main() -> int:
         say(f"  {records:,} records in {produced['seconds']} s")
 
         say("[3/4] the job reads it: task times every 2 s, a flame graph of every vertex ...")
-        job_id = flink.submit("local", say=lambda line: None, conf=args.conf)
+        job_id = flink.submit("local", say=lambda line: None, conf=args.conf,
+                              sql_file=render_job(env, env_changes(args.set)))
         flink.wait_running(rest, job_id)
         graph = flink.job_detail(rest, job_id)["vertices"]
         source = source_vertex(graph)
@@ -214,7 +219,7 @@ def main() -> int:
     total = sum(costs.values()) or 1
     report = {
         "benchmark": "job_profile", "machine": machine(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "parameters": {**vars(args), "parallelism": env.flink.parallelism, "records": records},
+        "parameters": {**vars(args), "parallelism": env_changes(args.set).get("flink.parallelism", env.flink.parallelism), "records": records},
         "produce": produced, "reading_window": window,
         "vertices_by_busy_ms_per_s": dict(sorted(busy.items(), key=lambda kv: -kv[1].get("busyTimeMsPerSecond", 0))),
         "flame_graph_samples": total,
@@ -223,9 +228,9 @@ def main() -> int:
         "top_leaf_frames": {k: round(v / total, 3) for k, v in leaves.most_common(25)},
     }
     REPORTS.mkdir(exist_ok=True)
-    (REPORTS / "job_profile.json").write_text(json.dumps(report, indent=1) + "\n")
+    (REPORTS / f"{args.report}.json").write_text(json.dumps(report, indent=1) + "\n")
     stacks = [line for name, tree in flames.items() if tree for line in collapsed(tree, name.split(" -> ")[0])]
-    (REPORTS / "job_profile.collapsed").write_text("\n".join(stacks) + "\n")
+    (REPORTS / f"{args.report}.collapsed").write_text("\n".join(stacks) + "\n")
     say(f"  read rate over the reading window: {window.get('records_per_s')} records/s "
         f"({window.get('records')} records in {window.get('seconds')} s)")
     say("  vertices by busy ms/s (mean over the reading window):")
@@ -235,7 +240,7 @@ def main() -> int:
     say(f"  on-CPU samples by cost ({total:,} samples over {len(report['vertices_with_a_flame_graph'])} vertices):")
     for name, share in report["costs_by_share"].items():
         say(f"    {100 * share:5.1f}%  {name}")
-    say("  wrote reports/job_profile.json and reports/job_profile.collapsed (collapsed stacks: any flame graph viewer)")
+    say(f"  wrote reports/{args.report}.json and reports/{args.report}.collapsed (collapsed stacks: any flame graph viewer)")
     return 0
 
 

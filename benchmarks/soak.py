@@ -38,7 +38,7 @@ from adagg.pinot import apply  # noqa: E402
 from adagg.setup import fetch_jvm  # noqa: E402
 from adagg.stack import live_heap_mb, rss_mb, start_fresh  # noqa: E402
 from adagg.verify import wait_for_outputs  # noqa: E402
-from benchmarks.common import line_chart, machine, say, stack_lock  # noqa: E402
+from benchmarks.common import consumer_lag, line_chart, machine, say, stack_lock  # noqa: E402
 from collector import dev_keys  # noqa: E402
 from collector.client import collector_url  # noqa: E402
 
@@ -84,23 +84,6 @@ class Sampler(threading.Thread):
         return {"accepted": len(self.sender.stats.accepted), "behind_s": round(self.sender.stats.behind_s, 1),
                 "lag": consumer_lag(self.env), "heap_mb": heap, "rss_mb": rss,
                 "state": flink.job_detail(self.rest, self.job_id)["state"]}
-
-
-def consumer_lag(env) -> int:
-    """Raw-topic records the job has not committed yet (it commits offsets with its checkpoints)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from collector.config import kafka_client_config
-
-    topic = env.topics.raw.name
-    ends = end_offsets(env, topic)
-    consumer = Consumer({**kafka_client_config(env), "group.id": env.flink.consumer_group,
-                         "enable.auto.commit": False})
-    try:
-        committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
-        return sum(ends[tp.partition] - max(tp.offset, 0) for tp in committed)
-    finally:
-        consumer.close()
 
 
 def vertex_state(rest: str, job_id: str) -> dict[str, float]:
