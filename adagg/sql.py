@@ -10,6 +10,7 @@ import jinja2
 
 from adagg import __version__
 from adagg.env import Namespace, load
+from adagg.keygroups import spread_keys
 from adagg.paths import SQL_DIR, env_uri
 
 
@@ -187,6 +188,7 @@ def render(env: str | Namespace, job: str = "streaming", sql_dir=SQL_DIR, python
         kafka_security=lambda: kafka_security(env),
         output_topic=lambda name: output_topic(env, name),
         archive_uri=lambda: env_uri(env.archive.path),
+        raw_partition_keys=lambda: spread_keys(env.topics.raw.partitions, env.flink.max_parallelism),
     )
     if not python_udfs:
         params = {"enrichment_lookup": enrichment_lookup(), **params}

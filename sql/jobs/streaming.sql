@@ -5,6 +5,7 @@
 -- Settings come from the environment file.
 SET 'pipeline.name' = 'adagg-streaming-{{ env.name }}';
 SET 'parallelism.default' = '{{ env.flink.parallelism }}';
+SET 'pipeline.max-parallelism' = '{{ env.flink.max_parallelism }}';
 SET 'table.local-time-zone' = 'UTC';
 SET 'table.exec.state.ttl' = '{{ env.flink.state_ttl }}';
 SET 'execution.checkpointing.interval' = '{{ env.flink.checkpoint_interval }}';

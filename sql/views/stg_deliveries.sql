@@ -9,6 +9,11 @@
 -- with the checkpoint, and it follows the partition's order, which a replay repeats: whatever the
 -- timing, a delivery at or below it is late, and no window ever drops an on-time row
 -- (docs/pipeline.md#late-events-across-restarts).
+-- The running maximum is keyed by partition_key, one distinct INT per partition, chosen in evenly
+-- spaced key groups so that every subtask gets its share of partitions at any parallelism
+-- (adagg/keygroups.py). Keyed by the partition number itself, the few keys landed where the hash
+-- put them (4 partitions at parallelism 2: all on one subtask), and with them this chain's late
+-- split and Python UDF.
 CREATE TEMPORARY VIEW stg_deliveries AS
 SELECT *,
   TO_TIMESTAMP_LTZ(partition_high_ms, 3)
@@ -17,8 +22,18 @@ SELECT *,
 FROM (
   SELECT *,
     MAX(event_time) OVER (
-      PARTITION BY kafka_partition ORDER BY proc_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      PARTITION BY partition_key ORDER BY proc_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS partition_high_ms
-  FROM src_ad_events_raw
+  FROM (
+    SELECT *,
+      CASE kafka_partition
+{%- for key in raw_partition_keys() %}
+        WHEN {{ loop.index0 }} THEN {{ key }}
+{%- endfor %}
+        -- A partition added to the topic since rendering: its own key, wherever it lands.
+        ELSE -1 - kafka_partition
+      END AS partition_key
+    FROM src_ad_events_raw
+  )
 )
 WHERE heartbeat IS NULL;
