@@ -68,8 +68,12 @@ def measured(e2e: dict, soak: dict | None, backfill: dict | None) -> dict:
         "pinot_rows_per_event": {t: round(n / unique, 4) for t, n in storage["pinot_rows"].items() if n is not None},
     }
     if soak:
+        # Only the dedups and the live tier keep a key per unique event for the state TTL; windows
+        # hold their open windows only, whatever the TTL.
         per_event = soak.get("state_bytes_per_unique_event", {})
-        out["state_bytes_per_unique_event"] = round(sum(per_event.values()), 1) if per_event else None
+        ttl_bound = [v for k, v in per_event.items() if k.startswith(("Deduplicate", "GroupAggregate"))]
+        out["state_bytes_per_unique_event"] = round(sum(ttl_bound), 1) if ttl_bound else None
+        out["state_measured_over_unique_events"] = soak.get("events", {}).get("unique")
     if backfill:
         out["backfill_events_per_core_s"] = round(backfill["rows_per_s"] / backfill["machine"]["cpus"])
     return out
@@ -142,6 +146,8 @@ def parse_args(argv=None):
     p.add_argument("--partition-mb-s", type=float, default=10, help="assumed write rate one partition sustains")
     p.add_argument("--broker-mb-s", type=float, default=100, help="assumed replicated write rate per broker")
     p.add_argument("--pinot-bytes-per-row", type=float, default=120, help="assumed (columnar, dictionary-encoded)")
+    p.add_argument("--soak-report", default="soak_recovery",
+                   help="the soak report whose state per unique event sizes the state (reports/<name>.json)")
     p.add_argument("--env", default="prod", help="environment whose state TTL sizes the state")
     return p.parse_args(argv)
 
@@ -151,7 +157,7 @@ def main(argv=None) -> int:
     e2e = read("end_to_end", "end_to_end.py")
     if e2e is None:
         return 1
-    m = measured(e2e, read("soak", "soak.py"), read("backfill_rate", "backfill_rate.py"))
+    m = measured(e2e, read(args.soak_report, "soak.py"), read("backfill_rate", "backfill_rate.py"))
     plan = model(m, args, load(args.env))
     say("measured (per core, on the 2-core machine, whole stack running):")
     for k, v in m.items():

@@ -4,7 +4,8 @@ collector by an open-loop load generator, with the lag a dashboard user sees mea
 For each job parallelism (--parallelism, default 1 and 2: the stack's two TaskManagers share the
 slots, taskmanager.load-balance), on a fresh stack:
 
-1. **Rate steps** (--rates): each offered rate for --step-seconds. The generator sends on a fixed
+1. **Rate steps** (--rates): after --warmup-phase-seconds at the first rate (not counted: a fresh
+   job's first minute is slower), each offered rate for --step-seconds. The generator sends on a fixed
    clock and never waits for answers before it sends more (open loop): every tick it posts what is
    due as one NDJSON request per --batch events over --connections connections; what the
    collector refuses (503, "retry") is sent again after a backoff, as an SDK does. Stepping stops
@@ -418,6 +419,11 @@ async def drive(env, stack, args, parallelism: int, final: bool) -> dict:
             phases.append(phase)
             return phase
 
+        # A fresh job is slow for its first minute (JIT, the first checkpoints, RocksDB warming up):
+        # the first step measured that, not the rate.
+        say(f"  warming up: {args.warmup_phase_seconds:g} s at {args.rates[0]:,}/s, not counted ...")
+        await run(Phase("warm-up", args.rates[0], args.warmup_phase_seconds))
+        await settle(run, probes, args)
         steps: list[Phase] = []
         for rate in args.rates:
             phase = await run(Phase(f"step {rate}", rate, args.step_seconds), grace_s=args.live_slo + 1)
@@ -616,6 +622,8 @@ def parse_args(argv=None):
                         help="offered rates (events/s), ascending; stops after the first that fails the SLO")
     parser.add_argument("--step-seconds", type=float, default=60)
     parser.add_argument("--warmup-seconds", type=float, default=15, help="probes of a step's first seconds not counted")
+    parser.add_argument("--warmup-phase-seconds", type=float, default=90,
+                        help="traffic at the first rate before the steps, not counted (a fresh job's first minute)")
     parser.add_argument("--live-slo", type=float, default=5.0, help="live p95 lag that still counts as sustainable (s)")
     parser.add_argument("--probe-interval", type=float, default=0.5)
     parser.add_argument("--burst", type=float, default=10, help="burst multiple of the sustainable rate (0: none)")
