@@ -5,7 +5,9 @@ Why: the partition-watermark guard (sql/views/stg_deliveries.sql) is keyed by th
 a key with as few values as the raw topic has partitions. Flink hashes keys into key groups, so a
 handful of keys lands wherever the hash puts them: 4 partitions at parallelism 2 all on one subtask,
 48 at parallelism 12 as 9 on one subtask and none on another. That chain carries the late split and
-the Python UDF, so the whole job ran at the speed of its busiest subtask. spread_keys() picks, for
+the Python UDF: on a cluster, where it can be the limit, the job runs at the pace of its busiest
+subtask (on the 2-core machine, where it is not, the spread measured slower: docs/benchmarks.md,
+"Where the streaming job's time goes"). spread_keys() picks, for
 each partition, a distinct INT key in evenly spaced key groups. A subtask owns a contiguous range
 of key groups, so at any parallelism each subtask gets its share of partitions (give or take one
 where the parallelism divides the max parallelism, two otherwise), and the keys depend only on the
