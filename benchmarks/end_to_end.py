@@ -15,19 +15,21 @@ slots, taskmanager.load-balance), on a fresh stack:
 3. **Probes**: every --probe-interval a marked event (its own ad, its own connection) goes through
    the real collector. Live lag = from its send until the live Pinot table (ad_minute_live) counts
    it; final lag = until the final table (ad_minute) does. Polled every 0.25 s.
-4. At the last parallelism: a **burst** (--burst x the highest sustainable rate for
+4. At the last parallelism: a **hot ad** (--hot-share of all events on one ad) at the highest
+   sustainable rate, against the uniform step; then a **burst** (--burst x that rate for
    --burst-seconds) after a minute at that rate, then that rate until the probes' live lag is back
-   under the SLO (recovery time), and a **hot ad** (--hot-share of all events on one ad) at the
-   sustainable rate, against the uniform step.
+   under the SLO (recovery time) or --recovery-max-seconds have passed (then the backlog's drain
+   rate gives an extrapolated recovery time).
 5. **Nothing lost**: once the job has read everything, every accepted event id must be in the
    enriched topic (unique on-time events, exactly once) or the late topic, none twice in the
    enriched topic; and the final table's counts must sum to the enriched topic's.
 
-    .venv/bin/python benchmarks/end_to_end.py                      # ~35 min
+    .venv/bin/python benchmarks/end_to_end.py                      # ~35 min (the burst's backlog adds minutes)
     .venv/bin/python benchmarks/end_to_end.py --parallelism 2 --rates 1000,2000 --step-seconds 30 --no-burst
 
-Writes reports/end_to_end.json and reports/end_to_end_<p>.svg (lag and rate over time per
-parallelism). Takes the stack lock and starts a fresh stack for each parallelism.
+Writes reports/end_to_end.json (after each parallelism) and reports/end_to_end_p<N>.svg (live lag,
+accepted rate and consumer lag over time). Takes the stack lock and starts a fresh stack for each
+parallelism, and leaves the last one running.
 """
 
 from __future__ import annotations
@@ -350,8 +352,8 @@ class Probes:
 class Sampler:
     """Every 2 s during a phase: accepted so far, consumer lag, cores used per component."""
 
-    def __init__(self, env, stack, load: Load):
-        self.env, self.stack, self.load = env, stack, load
+    def __init__(self, env, stack):
+        self.env, self.stack = env, stack
         self.last: tuple[float, dict[str, float]] | None = None
 
     def cpu(self) -> dict[str, float]:
@@ -403,7 +405,7 @@ async def drive(env, stack, args, parallelism: int, final: bool) -> dict:
     run_id = f"e2e{parallelism}x{int(time.time()) % 100000}"
     load = Load(url, run_id, args.seed, args.connections, args.batch)
     probes = Probes(env, url, run_id, args.probe_interval)
-    sampler = Sampler(env, stack, load)
+    sampler = Sampler(env, stack)
     headers = {"Authorization": f"Bearer {dev_keys.SDK}", "Content-Type": "application/x-ndjson"}
     timeout = aiohttp.ClientTimeout(total=30)
     result: dict = {"parallelism": parallelism, "steps": [], "phases": []}
