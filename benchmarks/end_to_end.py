@@ -182,9 +182,8 @@ class Load:
     """Events of this run: ids `<run>-<n>` (a bitmap of accepted n), 1,000 ads over 300 campaigns,
     the catalog's countries and agents (bots included), event time = the moment it is due."""
 
-    def __init__(self, url: str, run: str, seed: int, connections: int, batch: int, ads: int = 1000,
-                 duplicate_rate: float = 0.02):
-        self.url, self.run, self.connections, self.batch = url, run, connections, batch
+    def __init__(self, run: str, seed: int, batch: int, ads: int = 1000, duplicate_rate: float = 0.02):
+        self.run, self.batch = run, batch
         self.rng = random.Random(seed)
         self.ads, self.duplicate_rate = ads, duplicate_rate
         self.next_n = 0
@@ -283,8 +282,8 @@ class Probes:
     """A marked event every interval through the collector (own connection), and a poller that
     times its appearance in the live and the final Pinot table."""
 
-    def __init__(self, env, url: str, run: str, interval_s: float):
-        self.env, self.url, self.run, self.interval_s = env, url, run, interval_s
+    def __init__(self, env, run: str, interval_s: float):
+        self.env, self.run, self.interval_s = env, run, interval_s
         self.ad = f"probe-{run}"
         self.sent: list[Probe] = []
         self.per_minute: dict[int, int] = {}
@@ -403,8 +402,8 @@ async def drive(env, stack, args, parallelism: int, final: bool) -> dict:
 
     url = collector_url(env)
     run_id = f"e2e{parallelism}x{int(time.time()) % 100000}"
-    load = Load(url, run_id, args.seed, args.connections, args.batch)
-    probes = Probes(env, url, run_id, args.probe_interval)
+    load = Load(run_id, args.seed, args.batch)
+    probes = Probes(env, run_id, args.probe_interval)
     sampler = Sampler(env, stack)
     headers = {"Authorization": f"Bearer {dev_keys.SDK}", "Content-Type": "application/x-ndjson"}
     timeout = aiohttp.ClientTimeout(total=30)

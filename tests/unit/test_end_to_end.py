@@ -56,7 +56,7 @@ def test_cpu_seconds_of_this_process_tree():
 def test_generated_events_are_valid_and_accepted_ids_are_counted_once():
     from collector.validation import Rejection, decode  # the collector's own schema check
 
-    load = Load("http://unused", "e2e1x42", seed=1, connections=1, batch=10)
+    load = Load("e2e1x42", seed=1, batch=10)
     lines = [load.line(1_800_000_000_000, hot=i % 2 == 0) for i in range(200)]
     events = [json.loads(line) for line in lines]
     assert [e["event_id"] for e in events] == [f"e2e1x42-{n}" for n in range(200)]
