@@ -41,6 +41,7 @@ class Chaos:
         self.visible_timeout_s = visible_timeout_s
         self.recoveries: list[Recovery] = []
         self._restarting: threading.Thread | None = None
+        self._restart_error: Exception | None = None
 
     # ---- what is running
 
@@ -62,16 +63,25 @@ class Chaos:
         victim = self.busy_taskmanager()
         at = self._kill(victim)
         running_at = flink.wait_recovered(self.rest, self.job_id, int(at * 1000)) / 1000
-        self._restarting = threading.Thread(target=self.stack.up, args=([victim],), kwargs={"say": lambda *_: None},
-                                            daemon=True)
+        self._restarting = threading.Thread(target=self._restart, args=(victim,), daemon=True)
         self._restarting.start()
         return self._done(f"kill -9 {victim}", at, running_at - at)
 
+    def _restart(self, service: str) -> None:
+        try:
+            self.stack.up([service], say=lambda *_: None)
+        except Exception as e:  # noqa: BLE001 - handed to the next fault, which must not start without it
+            self._restart_error = e
+
     def wait_taskmanagers(self) -> None:
-        """Until a killed TaskManager started in the background is back: one stack change at a time."""
+        """Until a killed TaskManager started in the background is back: one stack change at a time.
+        A failed restart is raised here."""
         if self._restarting is not None:
             self._restarting.join()
             self._restarting = None
+        if self._restart_error is not None:
+            error, self._restart_error = self._restart_error, None
+            raise RuntimeError(f"restarting a killed TaskManager failed: {error}") from error
 
     def kill_kafka(self, down_s: float = 5) -> Recovery:
         """kill -9 the broker, leave it down for down_s, start it again."""
@@ -100,7 +110,7 @@ class Chaos:
     def _kill(self, service: str) -> float:
         pid = self.stack.pid(service)
         if pid is None:
-            raise RuntimeError(f"{service} is not running")
+            raise RuntimeError(f"{service} is not running; processes of this stack: {self.stack.processes()}")
         at = time.time()
         os.killpg(pid, signal.SIGKILL)
         return at

@@ -2,8 +2,10 @@
 session cluster, run as plain processes on loopback from jars fetched into ADAGG_HOME.
 
 Each service is started in its own session (process group) with its pid recorded in
-$ADAGG_HOME/run/<service>.pid and its output in $ADAGG_HOME/logs/<service>.log. `down` stops
-only processes whose pid file we wrote and whose environment carries our ADAGG_HOME marker.
+$ADAGG_HOME/run/<service>.pid and its output in $ADAGG_HOME/logs/<service>.log. A process is
+ours only if its environment carries our ADAGG_HOME marker and its service name; the pid file is a
+cache of which one that is. `down` stops only processes of ours, and a whole-stack down also those
+no pid file points at. What the bookkeeping decides on its own goes to $ADAGG_HOME/logs/stack.log.
 """
 
 from __future__ import annotations
@@ -319,17 +321,39 @@ class Stack:
         return paths.logs() / f"{name}.log"
 
     def pid(self, name: str) -> int | None:
-        """The pid of our running process for this service, or None (stale pid files are removed)."""
+        """The pid of our running process for this service, or None (stale pid files are removed).
+
+        The pid file is a cache: when the process it names is gone or does not read as ours, the
+        service's process is looked for by what it was started with (our marker and its name, as a
+        session leader) before it is taken for stopped, so a lost or stale file never leaves a
+        running service untracked."""
         pf = self.pid_file(name)
-        if not pf.exists():
-            return None
-        pid = int(pf.read_text().strip() or 0)
+        recorded = int(pf.read_text().strip() or 0) if pf.exists() else None
         # None: the process exists but its environment could not be read (it is mid-exec, e.g.
         # bash -> java under load); the file is ours, so it stays.
-        if _ours(pid, f"{MARKER}={self.home}".encode()) is False:
+        if recorded and _ours(recorded, self._marker(), name) is not False:
+            return recorded
+        found = self._session_leader(name)
+        if found is not None:
+            _note(f"{name}: pid file named {recorded}, the service runs as pid {found}; pid file rewritten")
+            pf.parent.mkdir(parents=True, exist_ok=True)
+            pf.write_text(str(found))
+            return found
+        if recorded is not None:
+            _note(f"{name}: pid {recorded} is not ours any more ({_describe(recorded)}); pid file removed")
             pf.unlink(missing_ok=True)
-            return None
-        return pid
+        return None
+
+    def _marker(self) -> bytes:
+        return f"{MARKER}={self.home}".encode()
+
+    def _session_leader(self, name: str) -> int | None:
+        """The live process started as this service: it leads its own process group (start) and
+        its environment carries our marker and the service's name."""
+        for pid, service in self.processes().items():
+            if service == name and _pgid(pid) == pid:
+                return pid
+        return None
 
     def start(self, svc: Service) -> None:
         for port in svc.ports:
@@ -339,11 +363,15 @@ class Stack:
         log = self.log_file(svc.name)
         log.parent.mkdir(parents=True, exist_ok=True)
         paths.run().mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.flink_env(), **svc.extra_env, MARKER: str(self.home), "ADAGG_SERVICE": svc.name}
+        # The marker first: /proc/<pid>/environ is read in pages, and it is how the process is known.
+        env = {MARKER: str(self.home), "ADAGG_SERVICE": svc.name,
+               **{k: v for k, v in os.environ.items() if k not in (MARKER, "ADAGG_SERVICE")},
+               **self.flink_env(), **svc.extra_env}
         with open(log, "ab") as out:
             proc = subprocess.Popen(svc.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=env, cwd=self.home, start_new_session=True)
         self.pid_file(svc.name).write_text(str(proc.pid))
+        _note(f"{svc.name}: started pid {proc.pid}")
 
     def wait_healthy(self, svc: Service) -> float:
         t0 = time.monotonic()
@@ -398,6 +426,34 @@ class Stack:
             kill_groups(list(running.values()))
             for name in running:
                 self.pid_file(name).unlink(missing_ok=True)
+        if not only:
+            self._stop_strays(say)
+
+    def _stop_strays(self, say) -> None:
+        """A whole-stack down also stops what no pid file points at any more (a service whose file
+        was lost): nothing this checkout started may outlive `down`."""
+        strays = self.processes()
+        for pid, service in strays.items():
+            say(f"  stopping stray {service} (pid {pid}, no pid file points at it)")
+            _note(f"{service}: stray pid {pid} stopped by down")
+        groups = {_pgid(pid) for pid in strays} - {None, os.getpgrp()}
+        kill_groups(sorted(groups))
+
+    def processes(self) -> dict[int, str]:
+        """Every live process whose environment carries this stack's marker, with the service it
+        was started as (ADAGG_SERVICE): a pid file points at one of them, or it is a stray."""
+        marker, found = self._marker(), {}
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                environ = (proc / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if marker in environ:
+                service = next((v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"ADAGG_SERVICE=")), "?")
+                found[int(proc.name)] = service
+        return found
 
     def urls(self) -> list[str]:
         s = self.s
@@ -430,12 +486,13 @@ def start_fresh(only: list[str] | None = None, say=print) -> Stack:
     return stack
 
 
-def _ours(pid: int, marker: bytes) -> bool | None:
-    """Is pid a live (not zombie) process whose environment carries our marker? None: it lives but
-    its environment stayed unreadable.
+def _ours(pid: int, marker: bytes, service: str) -> bool | None:
+    """Is pid a live (not zombie) process that leads its group and whose environment carries our
+    marker and the service's name? None: it lives but its environment stayed unreadable.
 
     /proc/<pid>/environ reads empty for a moment while a process execs (bash -> java), so an
-    empty read is retried rather than taken for "someone else's process".
+    empty read is retried rather than taken for "someone else's process". A recycled pid can be a
+    thread of another process (/proc/<tid> reads like a process): the group check rules it out.
     """
     for _ in range(20):
         try:
@@ -447,9 +504,34 @@ def _ours(pid: int, marker: bytes) -> bool | None:
             _reap(pid)
             return False
         if environ:
-            return marker in environ.split(b"\0")
+            values = environ.split(b"\0")
+            return marker in values and f"ADAGG_SERVICE={service}".encode() in values and _pgid(pid) == pid
         time.sleep(0.05)
     return None
+
+
+def _describe(pid: int) -> str:
+    """What /proc says of pid, for the stack log."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()[:80]
+        service = [v for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if v.startswith(b"ADAGG_SERVICE=")]
+        return f"stat {stat!r}, {service or 'no ADAGG_SERVICE'}"
+    except OSError as e:
+        return f"no process: {e.strerror}"
+
+
+def _note(line: str) -> None:
+    """One line in logs/stack.log: what the bookkeeping decided on its own, for post-mortems."""
+    paths.logs().mkdir(parents=True, exist_ok=True)
+    with open(paths.logs() / "stack.log", "a") as out:
+        out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def _reap(pid: int) -> None:

@@ -3,6 +3,7 @@
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -133,3 +134,54 @@ def test_taskmanager_options_survive_flinks_scripts(tmp_path, monkeypatch, no_ja
     [agent] = [o for o in opts.split() if o.startswith("-javaagent:")]
     modules = ",".join(stack.s.flink_taskmanager.python_warmup)
     assert agent.endswith(f"={modules}@{sys.executable}") and "pyflink.fn_execution.embedded" in modules
+
+
+def _started_with_marker(stack: Stack, service: str) -> subprocess.Popen:
+    env = {"PATH": "/usr/bin:/bin", "ADAGG_STACK_HOME": str(stack.home), "ADAGG_SERVICE": service}
+    return subprocess.Popen(["sleep", "600"], env=env, start_new_session=True)
+
+
+def test_a_service_whose_pid_file_was_lost_is_found_and_stopped(tmp_path, monkeypatch):
+    """The pid file is a cache: a running service whose file was lost is found by its environment
+    (a CI run once found a TaskManager alive after down, untracked)."""
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    stack = Stack("local")
+    tm = _started_with_marker(stack, "flink-taskmanager-1")
+    try:
+        assert stack.pid("flink-taskmanager-1") == tm.pid
+        assert stack.pid_file("flink-taskmanager-1").read_text() == str(tm.pid)
+        stack.down(say=lambda *_: None)
+        assert stack.processes() == {} and not Path(f"/proc/{tm.pid}").exists()
+    finally:
+        tm.kill()
+
+
+def test_down_stops_a_process_of_ours_that_is_no_service_any_more(tmp_path, monkeypatch, capsys):
+    """A whole-stack down leaves nothing this checkout started, even a service the configuration
+    no longer has (three TaskManagers scaled down to two while the third ran); it names it."""
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    stack = Stack("local")
+    stray = _started_with_marker(stack, "flink-taskmanager-3")
+    try:
+        assert stack.processes() == {stray.pid: "flink-taskmanager-3"}
+        stack.down()
+        assert stack.processes() == {} and not Path(f"/proc/{stray.pid}").exists()
+        assert f"stopping stray flink-taskmanager-3 (pid {stray.pid}" in capsys.readouterr().out
+    finally:
+        stray.kill()
+
+
+def test_a_pid_file_of_a_live_process_of_ours_is_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    stack = Stack("local")
+    proc = _started_with_marker(stack, "collector")
+    try:
+        stack.pid_file("collector").parent.mkdir(parents=True, exist_ok=True)
+        stack.pid_file("collector").write_text(str(proc.pid))
+        assert stack.pid("collector") == proc.pid
+        proc.kill()
+        proc.wait()
+        assert stack.pid("collector") is None and not stack.pid_file("collector").exists()
+        assert "collector: pid" in (tmp_path / "logs" / "stack.log").read_text()
+    finally:
+        proc.kill()
