@@ -17,9 +17,9 @@ def _env_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_setup(args) -> None:
-    from adagg.setup import fetch_jvm
+    from adagg.setup import fetch
 
-    fetch_jvm(force=args.force)
+    fetch(force=args.force)
 
 
 def cmd_stack(args) -> None:
@@ -27,9 +27,9 @@ def cmd_stack(args) -> None:
 
     stack = Stack(args.env)
     if args.action == "up":
-        from adagg.setup import fetch_jvm
+        from adagg.setup import fetch
 
-        fetch_jvm()
+        fetch()
         t0 = time.monotonic()
         from adagg.paths import logs
 
@@ -39,7 +39,7 @@ def cmd_stack(args) -> None:
         print("\n".join(stack.urls()))
     elif args.action == "down":
         stack.down(args.only)
-        print("Stack is down.")
+        print(f"Stopped: {', '.join(args.only)}." if args.only else "Stack is down.")
     elif args.action == "status":
         rows = stack.status()
         print(f"{'service':20} {'pid':>7} {'state':9} {'RSS MB':>7}  url")

@@ -106,13 +106,13 @@ def run_demo(env_name: str = "local", events: int = 20_000, seed: int = 42) -> N
     from adagg import flink
     from adagg.kafka_io import ensure_topics, send_traffic
     from adagg.pinot import apply
-    from adagg.setup import fetch_jvm
+    from adagg.setup import fetch
     from adagg.stack import Stack
 
     env = envs.load(env_name)
     t0 = time.monotonic()
     print("[1/5] JVM artifacts")
-    fetch_jvm()
+    fetch()
     print("[2/5] Local stack")
     stack = Stack(env_name)
     stack.up()

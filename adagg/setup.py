@@ -1,15 +1,19 @@
-"""Fetch the JVM artifacts declared in infra/jvm into $ADAGG_HOME/jvm/<module>/lib (cached)."""
+"""Fetch what the local stack runs: the JVM artifacts declared in infra/jvm into
+$ADAGG_HOME/jvm/<module>/lib, and Prometheus from Debian's package into $ADAGG_HOME/prometheus
+(both cached)."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 from adagg import paths
 from adagg.stack import StackError, require_java
 
-MODULES = ("kafka", "pinot", "flink", "flink-sql-client")
+MODULES = ("kafka", "pinot", "flink", "flink-sql-client", "metrics")
 
 
 def _pom_digest() -> str:
@@ -23,6 +27,12 @@ def jvm_ready() -> bool:
     stamp = paths.home() / "jvm" / ".pom-digest"
     return stamp.exists() and stamp.read_text() == _pom_digest() and all(
         any(paths.jvm_lib(m).glob("*.jar")) for m in MODULES)
+
+
+def fetch(force: bool = False, say=print) -> None:
+    """Everything the local stack runs that is not in the venv (`adagg setup`)."""
+    fetch_jvm(force, say)
+    fetch_prometheus(say)
 
 
 def fetch_jvm(force: bool = False, say=print) -> None:
@@ -55,3 +65,36 @@ def fetch_jvm(force: bool = False, say=print) -> None:
 def connector_jars() -> list[str]:
     """Jars the Flink jobs need beyond the wheel's lib/ (the Kafka SQL connector)."""
     return sorted(str(j) for j in paths.jvm_lib("flink").glob("*.jar"))
+
+
+PROMETHEUS_PACKAGE = "prometheus"  # Debian's: the server and promtool, one static binary each
+
+
+def prometheus_bin(tool: str = "prometheus") -> Path:
+    return paths.home() / "prometheus" / "bin" / tool
+
+
+def fetch_prometheus(say=print) -> None:
+    """Prometheus and promtool from Debian's package, unpacked under ADAGG_HOME: no service is
+    installed or started on the machine, and the stack runs the binary itself. The web UI's
+    JavaScript is in other Debian packages and not fetched: the API and /metrics are what is used."""
+    if prometheus_bin().exists() and prometheus_bin("promtool").exists():
+        return
+    for tool in ("apt-get", "dpkg-deb"):
+        if not shutil.which(tool):
+            raise StackError(f"{tool} not found: Prometheus is fetched from Debian's package ({PROMETHEUS_PACKAGE})")
+    say(f"Fetching Prometheus (Debian package {PROMETHEUS_PACKAGE}) into {prometheus_bin().parent.parent} ...")
+    with tempfile.TemporaryDirectory() as tmp:
+        got = subprocess.run(["apt-get", "download", PROMETHEUS_PACKAGE], cwd=tmp, capture_output=True, text=True)
+        if got.returncode != 0:  # a fresh machine may not have read the package lists yet
+            subprocess.run(["apt-get", "update"], capture_output=True, text=True)
+            got = subprocess.run(["apt-get", "download", PROMETHEUS_PACKAGE], cwd=tmp, capture_output=True, text=True)
+        debs = list(Path(tmp).glob("*.deb"))
+        if got.returncode != 0 or not debs:
+            raise StackError(f"apt-get download {PROMETHEUS_PACKAGE} failed: {got.stderr.strip()[-300:]}")
+        subprocess.run(["dpkg-deb", "-x", str(debs[0]), f"{tmp}/x"], check=True)
+        prometheus_bin().parent.mkdir(parents=True, exist_ok=True)
+        for tool in ("prometheus", "promtool"):
+            shutil.copy2(Path(tmp) / "x" / "usr" / "bin" / tool, prometheus_bin(tool))
+    version = subprocess.run([str(prometheus_bin()), "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    say(f"  {version}")

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -106,7 +107,10 @@ def tail(path: Path, lines: int = 20) -> str:
 def _render(template: str, dest: Path, **ctx) -> Path:
     text = jinja2.Template((STACK_DIR / template).read_text(), undefined=jinja2.StrictUndefined).render(**ctx)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(text)
+    # Written aside and renamed: a service starting while another start renders it never reads half.
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(text)
+    tmp.replace(dest)
     return dest
 
 
@@ -116,12 +120,13 @@ def python_warmup_agent(jar: Path, modules: list[str]) -> str:
     return f"-javaagent:{jar}={','.join(modules)}@{sys.executable}"
 
 
-def build_python_warmup(home: Path, flink_lib: Path) -> Path:
-    """The warm-up agent's jar, built into home/python-warmup once per source change with the JDK's
-    javac and jar, against pemja from flink-python in flink_lib."""
-    source = STACK_DIR / "flink" / "python-warmup" / "PythonWarmup.java"
+def build_java(home: Path, source: Path, classpath: list[Path], manifest: str = "",
+               services: dict[str, str] | None = None) -> Path:
+    """A jar of one Java source file of ours, built into home/<name> once per source change with the
+    JDK's javac and jar. manifest: extra MANIFEST.MF lines; services: META-INF/services files."""
+    name = source.parent.name
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-    jar = home / "python-warmup" / f"python-warmup-{digest}.jar"
+    jar = home / name / f"{name}-{digest}.jar"
     if jar.exists():
         return jar
     bin_dir = Path(require_java()).resolve().parent
@@ -129,17 +134,34 @@ def build_python_warmup(home: Path, flink_lib: Path) -> Path:
         raise StackError(f"javac not found beside {bin_dir / 'java'}: a JDK 17 (not a JRE) is needed")
     build = jar.parent / f"build-{digest}"
     shutil.rmtree(build, ignore_errors=True)
-    build.mkdir(parents=True)
-    (build / "MANIFEST.MF").write_text("Premain-Class: adagg.warmup.PythonWarmup\n")
-    pemja = os.pathsep.join(str(p) for p in flink_lib.glob("flink-python*.jar"))
-    for cmd in ([str(bin_dir / "javac"), "-d", str(build / "classes"), "-cp", pemja, str(source)],
+    (build / "classes").mkdir(parents=True)
+    (build / "MANIFEST.MF").write_text(manifest)
+    for service, implementation in (services or {}).items():
+        (build / "classes" / "META-INF" / "services").mkdir(parents=True, exist_ok=True)
+        (build / "classes" / "META-INF" / "services" / service).write_text(implementation + "\n")
+    cp = os.pathsep.join(str(p) for p in classpath)
+    for cmd in ([str(bin_dir / "javac"), "-d", str(build / "classes"), "-cp", cp, str(source)],
                 [str(bin_dir / "jar"), "--create", "--file", str(jar), "--manifest", str(build / "MANIFEST.MF"),
                  "-C", str(build / "classes"), "."]):
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
-            raise StackError(f"building the Python warm-up agent failed: {(done.stderr or done.stdout)[-500:]}")
+            raise StackError(f"building {name} failed: {(done.stderr or done.stdout)[-500:]}")
     shutil.rmtree(build, ignore_errors=True)
     return jar
+
+
+def build_python_warmup(home: Path, flink_lib: Path) -> Path:
+    """The warm-up agent's jar, against pemja from flink-python in flink_lib."""
+    return build_java(home, STACK_DIR / "flink" / "python-warmup" / "PythonWarmup.java",
+                      list(flink_lib.glob("flink-python*.jar")), manifest="Premain-Class: adagg.warmup.PythonWarmup\n")
+
+
+def build_metrics_reporter(home: Path, flink_lib: Path, prometheus_plugin: Path) -> Path:
+    """Flink's Prometheus reporter bound to one address (infra/stack/flink/metrics-reporter)."""
+    return build_java(home, STACK_DIR / "flink" / "metrics-reporter" / "LoopbackPrometheusReporterFactory.java",
+                      [*flink_lib.glob("flink-dist*.jar"), prometheus_plugin],
+                      services={"org.apache.flink.metrics.reporter.MetricReporterFactory":
+                                "org.apache.flink.metrics.prometheus.LoopbackPrometheusReporterFactory"})
 
 
 def _cluster_id() -> str:
@@ -156,6 +178,13 @@ def flink_home() -> Path:
     import pyflink
 
     return Path(pyflink.__file__).resolve().parent
+
+
+def jmx_exporter_jar() -> Path:
+    jars = sorted(paths.jvm_lib("metrics").glob("jmx_prometheus_javaagent-*.jar"))
+    if not jars:
+        raise StackError(f"the JMX exporter agent is missing in {paths.jvm_lib('metrics')}: run `adagg setup` first")
+    return jars[-1]
 
 
 def _classpath(module: str) -> str:
@@ -176,9 +205,13 @@ class Stack:
         self.home = paths.home()
         self.services = self._services()
 
-    def _java(self, module: str, heap: str, main: list[str], opts: str = "") -> list[str]:
+    def _java(self, module: str, heap: str, main: list[str], opts: str = "", metrics_port: int | None = None) -> list[str]:
+        """A JVM service; with metrics_port, its MBeans served for Prometheus there (JMX exporter agent,
+        rules in infra/stack/prometheus/jmx-<module>.yaml)."""
+        agent = [f"-javaagent:{jmx_exporter_jar()}={self.s.host}:{metrics_port}:"
+                 f"{STACK_DIR / 'prometheus' / f'jmx-{module}.yaml'}"] if metrics_port else []
         return [
-            require_java(), f"-Xms{heap}", f"-Xmx{heap}", *opts.split(), *JAVA_OPENS.split(),
+            require_java(), f"-Xms{heap}", f"-Xmx{heap}", *opts.split(), *agent, *JAVA_OPENS.split(),
             f"-Dlog4j2.configurationFile={STACK_DIR / 'log4j2.properties'}",
             "-cp", _classpath(module), *main,
         ]
@@ -192,7 +225,7 @@ class Stack:
             done = subprocess.run(fmt, capture_output=True, text=True)
             if done.returncode != 0:
                 raise StackError(f"formatting Kafka storage failed: {done.stderr.strip()[-500:]}")
-        return self._java("kafka", self.s.kafka.heap, ["kafka.Kafka", str(props)])
+        return self._java("kafka", self.s.kafka.heap, ["kafka.Kafka", str(props)], metrics_port=self.s.kafka.metrics_port)
 
     def _pinot_cmd(self, role: str, heap: str, opts: str = "") -> list[str]:
         admin = "org.apache.pinot.tools.admin.PinotAdministrator"
@@ -204,7 +237,23 @@ class Stack:
                        s=self.s, data_dir=paths.data() / "pinot")
         start = {"controller": "StartController", "broker": "StartBroker", "server": "StartServer"}[role]
         args = [start, "-zkAddress", zk, "-clusterName", "adagg", "-configFileName", str(conf)]
-        return self._java("pinot", heap, [admin, *args], opts)
+        return self._java("pinot", heap, [admin, *args], opts, metrics_port=self.s[f"pinot_{role}"].metrics_port)
+
+    def _prometheus_cmd(self) -> list[str]:
+        from adagg.setup import prometheus_bin
+
+        if not prometheus_bin().exists():
+            raise StackError(f"Prometheus is missing in {prometheus_bin().parent}: run `adagg setup` first")
+        return [str(prometheus_bin()), f"--config.file={self.prometheus_config()}",
+                f"--storage.tsdb.path={paths.data() / 'prometheus'}",
+                f"--web.listen-address={self.s.host}:{self.s.prometheus.port}",
+                f"--storage.tsdb.retention.time={self.s.prometheus.retention}"]
+
+    def prometheus_config(self) -> Path:
+        """The scrape configuration: every service of the stack (infra/stack/prometheus)."""
+        taskmanagers = {name: self.taskmanager_metrics_port(name) for name in self.taskmanager_names()}
+        return _render("prometheus/prometheus.yml.j2", self.home / "conf" / "prometheus.yml", s=self.s, env=self.env,
+                       taskmanagers=taskmanagers)
 
     def flink_conf_dir(self) -> Path:
         conf = self.home / "flink-conf"
@@ -229,10 +278,23 @@ class Stack:
         return link_jars(self.home / "flink-lib",
                          [*(flink_home() / "lib").glob("*.jar"), *(flink_home() / "opt").glob("flink-python*.jar")])
 
+    def flink_plugins_dir(self) -> Path:
+        """Flink's plugins: the wheel's Prometheus reporter with our reporter factory beside it, in
+        one plugin folder (one class loader: the factory reuses the reporter's package)."""
+        wheel = flink_home() / "plugins" / "metrics-prometheus"
+        [reporter] = wheel.glob("flink-metrics-prometheus-*.jar")
+        ours = build_metrics_reporter(self.home, self.flink_lib_dir(), reporter)
+        plugins = self.home / "flink-plugins"
+        folder = plugins / "metrics-prometheus"
+        link_jars(folder, [reporter, ours])
+        for stale in set(folder.iterdir()) - {folder / reporter.name, folder / ours.name}:
+            stale.unlink()  # an older build of ours: two classes of one name in one plugin
+        return plugins
+
     def flink_env(self) -> dict[str, str]:
         return {"FLINK_CONF_DIR": str(self.flink_conf_dir()), "FLINK_LOG_DIR": str(paths.logs()),
                 "FLINK_HOME": str(flink_home()), "FLINK_LIB_DIR": str(self.flink_lib_dir()),
-                "PYTHONPATH": paths.flink_python_path()}
+                "FLINK_PLUGINS_DIR": str(self.flink_plugins_dir()), "PYTHONPATH": paths.flink_python_path()}
 
     def _flink_cmd(self, role: str, *dynamic: str) -> list[str]:
         require_java()
@@ -246,6 +308,7 @@ class Stack:
     def _taskmanager(self, name: str, rest: str) -> Service:
         resource_id = name.removeprefix("flink-")  # taskmanager-1: how the JobManager lists it
         tmp = paths.data() / "flink" / resource_id / "tmp"  # RocksDB working dirs and spills, wiped with the data
+        metrics_port = self.taskmanager_metrics_port(name)
 
         def registered() -> bool:
             return http_ok(f"{rest}/taskmanagers",
@@ -253,13 +316,20 @@ class Stack:
 
         def command() -> list[str]:
             tmp.mkdir(parents=True, exist_ok=True)
-            return self._flink_cmd("taskmanager", f"-Dtaskmanager.resource-id={resource_id}", f"-Dio.tmp.dirs={tmp}")
-        return Service(name, [], command, registered, after=["flink-jobmanager"])
+            return self._flink_cmd("taskmanager", f"-Dtaskmanager.resource-id={resource_id}", f"-Dio.tmp.dirs={tmp}",
+                                   f"-Dmetrics.reporter.prom.port={metrics_port}")
+        return Service(name, [metrics_port], command, registered, after=["flink-jobmanager"])
+
+    def taskmanager_metrics_port(self, name: str) -> int:
+        """TaskManager i serves its metrics at the JobManager's metrics port + i."""
+        return self.s.flink_jobmanager.metrics_port + int(name.rsplit("-", 1)[1])
 
     def _services(self) -> list[Service]:
         s, h = self.s, self.s.host
         ctl = f"http://{h}:{s.pinot_controller.port}"
         rest = f"http://{h}:{s.flink_jobmanager.port}"
+        prom = f"http://{h}:{s.prometheus.port}"
+        api_port = self.env.serving.port
 
         def kafka_ready() -> bool:
             if not port_open(s.kafka.port, h):
@@ -273,7 +343,7 @@ class Stack:
                 return False
 
         return [
-            Service("kafka", [s.kafka.port, s.kafka.controller_port], self._kafka_cmd, kafka_ready,
+            Service("kafka", [s.kafka.port, s.kafka.controller_port, s.kafka.metrics_port], self._kafka_cmd, kafka_ready,
                     url=f"{h}:{s.kafka.port}"),
             Service("collector", [self.env.collector.port],
                     lambda: [sys.executable, "-m", "adagg.cli", "collect", "--env", self.env.name],
@@ -281,19 +351,23 @@ class Stack:
                     url=f"http://{h}:{self.env.collector.port}", after=["kafka"]),
             Service("zookeeper", [s.zookeeper.port], lambda: self._pinot_cmd("zookeeper", s.zookeeper.heap),
                     lambda: port_open(s.zookeeper.port, h), url=f"{h}:{s.zookeeper.port}"),
-            Service("flink-jobmanager", [s.flink_jobmanager.port, s.flink_jobmanager.rpc_port],
+            Service("flink-jobmanager", [s.flink_jobmanager.port, s.flink_jobmanager.rpc_port, s.flink_jobmanager.metrics_port],
                     lambda: self._flink_cmd("jobmanager"), lambda: http_ok(f"{rest}/overview"), url=rest),
             *(self._taskmanager(name, rest) for name in self.taskmanager_names()),
-            Service("pinot-controller", [s.pinot_controller.port],
+            Service("pinot-controller", [s.pinot_controller.port, s.pinot_controller.metrics_port],
                     lambda: self._pinot_cmd("controller", s.pinot_controller.heap),
                     lambda: http_ok(f"{ctl}/health"), url=ctl, after=["zookeeper"]),
-            Service("pinot-broker", [s.pinot_broker.port], lambda: self._pinot_cmd("broker", s.pinot_broker.heap),
+            Service("pinot-broker", [s.pinot_broker.port, s.pinot_broker.metrics_port], lambda: self._pinot_cmd("broker", s.pinot_broker.heap),
                     lambda: http_ok(f"http://{h}:{s.pinot_broker.port}/health"),
                     url=f"http://{h}:{s.pinot_broker.port}", after=["pinot-controller"]),
-            Service("pinot-server", [s.pinot_server.port, s.pinot_server.admin_port],
+            Service("pinot-server", [s.pinot_server.port, s.pinot_server.admin_port, s.pinot_server.metrics_port],
                     lambda: self._pinot_cmd("server", s.pinot_server.heap, s.pinot_server.get("jvm_opts", "")),
                     lambda: http_ok(f"http://{h}:{s.pinot_server.admin_port}/health"),
                     after=["pinot-controller"]),
+            Service("query-api", [api_port],
+                    lambda: [sys.executable, "-m", "adagg.cli", "serve", "--env", self.env.name],
+                    lambda: http_ok(f"http://{h}:{api_port}/healthz"), url=f"http://{h}:{api_port}", after=["pinot-broker"]),
+            Service("prometheus", [s.prometheus.port], self._prometheus_cmd, lambda: http_ok(f"{prom}/-/ready"), url=prom),
         ]
 
     def select(self, only: list[str] | None) -> list[Service]:
@@ -461,7 +535,9 @@ class Stack:
                 f"  Pinot console:   http://{s.host}:{s.pinot_controller.port}",
                 f"  Pinot broker:    http://{s.host}:{s.pinot_broker.port}",
                 f"  Kafka bootstrap: {s.host}:{s.kafka.port}",
-                f"  Collector:       http://{s.host}:{self.env.collector.port}/v1/events"]
+                f"  Collector:       http://{s.host}:{self.env.collector.port}/v1/events",
+                f"  Query API:       http://{s.host}:{self.env.serving.port}/docs",
+                f"  Prometheus:      http://{s.host}:{s.prometheus.port} (targets: /targets, API: /api/v1/query)"]
 
     def status(self) -> list[dict]:
         rows = []

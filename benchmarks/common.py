@@ -64,10 +64,10 @@ def stack_lock():
 
 def kafka_up() -> bool:
     """Start Kafka (only) unless it runs; True if this call started it."""
-    from adagg.setup import fetch_jvm
+    from adagg.setup import fetch
     from adagg.stack import Stack
 
-    fetch_jvm(say=lambda line: say("  " + line))
+    fetch(say=lambda line: say("  " + line))
     stack = Stack("local")
     running = stack.pid("kafka") is not None
     stack.up(["kafka"], say=lambda line: say(line))

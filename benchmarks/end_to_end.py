@@ -54,7 +54,7 @@ from adagg.env import load  # noqa: E402
 from adagg.kafka_io import ensure_topics, read_topic, wait_until_consumed  # noqa: E402
 from adagg.paths import REPO  # noqa: E402
 from adagg.pinot import apply, query  # noqa: E402
-from adagg.setup import fetch_jvm  # noqa: E402
+from adagg.setup import fetch  # noqa: E402
 from adagg.stack import start_fresh  # noqa: E402
 from adagg.traffic_catalog import COUNTRY_NETWORKS, USER_AGENTS, campaign_id, advertiser_id  # noqa: E402
 from benchmarks.common import consumer_lag, line_chart, machine, render_job, say, stack_lock  # noqa: E402
@@ -649,7 +649,7 @@ def main(argv=None) -> int:
     env = load("local")
     results = []
     with stack_lock():
-        fetch_jvm(say=lambda line: say("  " + line))
+        fetch(say=lambda line: say("  " + line))
         for i, p in enumerate(args.parallelism):
             results.append(one_parallelism(env, args, p, final=i == len(args.parallelism) - 1))
             # After each parallelism, so that a failure in a later one keeps what was measured.

@@ -43,7 +43,7 @@ from adagg.demo import make_traffic  # noqa: E402
 from adagg.env import load  # noqa: E402
 from adagg.kafka_io import ensure_topics  # noqa: E402
 from adagg.paths import REPO  # noqa: E402
-from adagg.setup import fetch_jvm  # noqa: E402
+from adagg.setup import fetch  # noqa: E402
 from adagg.stack import start_fresh  # noqa: E402
 from benchmarks.common import (SOURCE_RECORDS, env_changes, machine, produce_backlog,  # noqa: E402
                                reading_window, render_job, say, source_vertex, stack_lock, vertex_metrics)
@@ -159,7 +159,7 @@ def main() -> int:
     env = load("local")
     rest = env.flink.rest_url
     with stack_lock():
-        fetch_jvm(say=lambda line: say("  " + line))
+        fetch(say=lambda line: say("  " + line))
         say("[1/4] a fresh stack: Kafka and Flink ...")
         start_fresh(["kafka", "flink"], say=lambda line: None)
         ensure_topics(env, say=lambda *_: None)

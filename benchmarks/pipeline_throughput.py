@@ -484,7 +484,7 @@ def benchmark(args: argparse.Namespace) -> dict:
     from adagg import flink
     from adagg.demo import make_traffic
     from adagg.kafka_io import ensure_topics
-    from adagg.setup import connector_jars, fetch_jvm
+    from adagg.setup import connector_jars, fetch
     from adagg.sql import pipeline_version
     from adagg.stack import start_fresh
 
@@ -509,7 +509,7 @@ def benchmark(args: argparse.Namespace) -> dict:
     stack_up = False
     try:
         say("[1/5] a fresh stack: Kafka and Flink ...")
-        fetch_jvm(say=lambda line: say("  " + line))
+        fetch(say=lambda line: say("  " + line))
         jars = connector_jars()
         if not jars:
             raise StackError("the Flink Kafka connector jar is missing: run `adagg setup` first")

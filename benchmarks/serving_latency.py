@@ -52,10 +52,10 @@ PREFIX = "bench_"
 
 
 def start_services(server_heap: str):
-    from adagg.setup import fetch_jvm
+    from adagg.setup import fetch
     from adagg.stack import Stack
 
-    fetch_jvm(say=lambda line: say("  " + line))
+    fetch(say=lambda line: say("  " + line))
     env = override(load("local"), {"stack.pinot_server.heap": server_heap})
     stack = Stack("local", env=env)
     pid = stack.pid("pinot-server")

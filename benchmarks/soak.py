@@ -35,7 +35,7 @@ from adagg.live_traffic import Sender, timeline  # noqa: E402
 from adagg.oracle import derive_from_deliveries  # noqa: E402
 from adagg.paths import REPO  # noqa: E402
 from adagg.pinot import apply  # noqa: E402
-from adagg.setup import fetch_jvm  # noqa: E402
+from adagg.setup import fetch  # noqa: E402
 from adagg.stack import live_heap_mb, rss_mb, start_fresh  # noqa: E402
 from adagg.verify import wait_for_outputs  # noqa: E402
 from benchmarks.common import consumer_lag, line_chart, machine, say, stack_lock  # noqa: E402
@@ -117,7 +117,7 @@ def main() -> int:
     env = load("local")
     delay_ms, buckets = late_delay_ms(env), bucket_ms(env)
     with stack_lock():
-        fetch_jvm(say=lambda line: say("  " + line))
+        fetch(say=lambda line: say("  " + line))
         say("[1/5] a fresh stack ...")
         stack = start_fresh(say=lambda line: say(line))
         ensure_topics(env, say=lambda *_: None)

@@ -22,7 +22,7 @@ from adagg.demo import make_traffic, next_start_ms, wait_for_oracle
 from adagg.env import load
 from adagg.kafka_io import ensure_topics, send_traffic
 from adagg.pinot import apply
-from adagg.setup import fetch_jvm
+from adagg.setup import fetch
 from adagg.stack import Stack
 
 
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     args = parser.parse_args()
 
-    fetch_jvm()
+    fetch()
     stack = Stack("local")
     stack.down()
     if args.fresh:

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from serving import answers, params
+from serving import answers, metrics, params
 from serving.answers import TIER_RULE
 from serving.params import BadParameter, Filters
 from serving.runner import BoundaryCache, PinotRunner, PinotUnavailable
@@ -68,9 +68,15 @@ def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
         return JSONResponse({"error": "internal_error", "message": f"internal error; incident {incident}"},
                             status_code=500)
 
+    app.middleware("http")(metrics.measure)
+
     @app.get("/healthz", summary="The API process answers")
     def healthz() -> dict:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics():
+        return metrics.exposition()
 
     @app.get("/v1/ads/{ad_id:path}/metrics", summary="One ad's measures per minute, hour or day")
     def ad_metrics(

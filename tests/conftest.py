@@ -33,8 +33,8 @@ def stack_lock():
 def fresh_stack(only: list[str] | None = None):
     """Stop anything this checkout runs, wipe its service data (and the raw archive), and start
     `only` (or everything)."""
-    from adagg.setup import fetch_jvm
+    from adagg.setup import fetch
     from adagg.stack import start_fresh
 
-    fetch_jvm()
+    fetch()
     return start_fresh(only)

@@ -22,7 +22,7 @@ import requests
 from adagg import flink
 from adagg.demo import make_traffic, next_start_ms, run_since_ms, wait_for_pinot
 from adagg.env import load
-from adagg.kafka_io import ensure_topics, send_traffic
+from adagg.kafka_io import end_offsets, ensure_topics, send_traffic
 from adagg.paths import REPO
 from adagg.pinot import PinotError, TableSpec, apply, query, tables
 from adagg.record_keys import flink_json_key
@@ -108,6 +108,66 @@ def test_through_the_collector_every_output_is_exact(stack):
     metrics = httpx.get(f"{url}/metrics").text
     accepted = re.search(r'^adagg_collector_events_accepted_total\{endpoint="events"\} (\S+)$', metrics, re.M)
     assert accepted and float(accepted[1]) >= traffic.oracle.stats["sends"]
+
+
+def _prometheus(stack, query_: str) -> list[dict]:
+    r = requests.get(f"http://{stack.s.host}:{stack.s.prometheus.port}/api/v1/query", params={"query": query_}, timeout=10)
+    r.raise_for_status()
+    return r.json()["data"]["result"]
+
+
+def _until(check, timeout_s: float, what: str):
+    """check() until it returns something true; the last value otherwise, in the failure."""
+    deadline, last = time.time() + timeout_s, None
+    while time.time() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(1)
+    raise AssertionError(f"{what}: not within {timeout_s} s (last: {last})")
+
+
+def test_prometheus_scrapes_every_service_and_reads_their_numbers(stack):
+    """The stack's Prometheus has every service as a healthy target, and what it scraped is what the
+    services say themselves: the collector's accepted count equals its own /metrics, Kafka's log end
+    offsets of the enriched topic equal the broker's, Flink reports the running job on both
+    TaskManagers, and the Pinot server's document count of ad_minute equals COUNT(*)."""
+    env = load("local")
+    prom = f"http://{stack.s.host}:{stack.s.prometheus.port}"
+    expected = {svc.name for svc in stack.services} - {"zookeeper"}
+
+    def targets_up():
+        active = requests.get(f"{prom}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+        up = {t["labels"]["instance"] for t in active if t["health"] == "up"}
+        return up if up == expected else None
+    _until(targets_up, 60, "every target up")
+
+    def collector_accepted() -> float:
+        own = re.search(r'^adagg_collector_events_accepted_total\{endpoint="events"\} (\S+)$',
+                        httpx.get(f"{collector_url(env)}/metrics").text, re.M)
+        scraped = _prometheus(stack, 'adagg_collector_events_accepted_total{endpoint="events"}')
+        return bool(own and scraped and float(scraped[0]["value"][1]) == float(own[1]) > 0)
+    _until(collector_accepted, 30, "the collector's accepted count as scraped equals its own")
+
+    # The enriched topic: written only while events flow (the raw topic gets heartbeats every second).
+    enriched = env.topics.enriched
+
+    def enriched_offsets():
+        scraped = {int(r["metric"]["partition"]): int(float(r["value"][1]))
+                   for r in _prometheus(stack, f'kafka_log_logendoffset{{topic="{enriched.name}"}}')}
+        return scraped if scraped == end_offsets(env, enriched.name, enriched.partitions) else None
+    assert sum(_until(enriched_offsets, 60, "the enriched topic's end offsets as scraped equal the broker's").values()) > 0
+
+    jobs = _prometheus(stack, "flink_jobmanager_numRunningJobs")
+    assert [float(r["value"][1]) for r in jobs] == [1.0]
+    assert {r["metric"]["instance"] for r in _prometheus(stack, "flink_taskmanager_Status_JVM_CPU_Load")} == {
+        "flink-taskmanager-1", "flink-taskmanager-2"}
+
+    def minute_rows():
+        scraped = _prometheus(stack, 'pinot_server_documentcount_value{table="ad_minute_REALTIME"}')
+        counted = query(env, "SELECT COUNT(*) AS n FROM ad_minute")[0]["n"]
+        return counted if scraped and int(float(scraped[0]["value"][1])) == counted > 0 else None
+    _until(minute_rows, 60, "ad_minute's document count as scraped equals COUNT(*)")
 
 
 def test_sql_client_runs_the_rendered_sql_as_is(stack, tmp_path):
@@ -455,7 +515,8 @@ def test_stack_down_leaves_no_process(stack):
     assert _our_processes(stack.home) == []
     s = stack.s
     for port in (s.kafka.port, s.zookeeper.port, s.pinot_controller.port, s.pinot_broker.port,
-                 s.pinot_server.admin_port, s.flink_jobmanager.port, stack.env.collector.port):
+                 s.pinot_server.admin_port, s.flink_jobmanager.port, stack.env.collector.port,
+                 s.prometheus.port, stack.env.serving.port, s.kafka.metrics_port, s.flink_jobmanager.metrics_port):
         assert not port_open(port), f"port {port} still open after stack down"
     assert not any(p.exists() for p in (stack.pid_file(svc.name) for svc in stack.services))
     assert os.environ.get(MARKER) is None

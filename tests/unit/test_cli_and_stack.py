@@ -86,8 +86,12 @@ def test_each_taskmanager_is_a_service_with_its_own_identity(tmp_path, monkeypat
     tms = [s for s in stack.services if s.name.startswith("flink-taskmanager-")]
     assert len(tms) == stack.s.flink_taskmanagers == 2
     commands = [tm.command() for tm in tms]
-    assert [c[-2] for c in commands] == ["-Dtaskmanager.resource-id=taskmanager-1", "-Dtaskmanager.resource-id=taskmanager-2"]
-    assert len({c[-1] for c in commands}) == 2 and all(c[-1].startswith(f"-Dio.tmp.dirs={tmp_path}") for c in commands)
+    assert [c[-3] for c in commands] == ["-Dtaskmanager.resource-id=taskmanager-1", "-Dtaskmanager.resource-id=taskmanager-2"]
+    assert len({c[-2] for c in commands}) == 2 and all(c[-2].startswith(f"-Dio.tmp.dirs={tmp_path}") for c in commands)
+    # Each serves its metrics on a port of its own, one its start checks is free.
+    jm = stack.s.flink_jobmanager.metrics_port
+    assert [c[-1] for c in commands] == [f"-Dmetrics.reporter.prom.port={jm + 1}", f"-Dmetrics.reporter.prom.port={jm + 2}"]
+    assert [tm.ports for tm in tms] == [[jm + 1], [jm + 2]]
     assert all(tm.after == ["flink-jobmanager"] for tm in tms)
 
 
@@ -185,3 +189,30 @@ def test_a_pid_file_of_a_live_process_of_ours_is_kept(tmp_path, monkeypatch):
         assert "collector: pid" in (tmp_path / "logs" / "stack.log").read_text()
     finally:
         proc.kill()
+
+
+def test_prometheus_scrapes_every_service_on_loopback(tmp_path, monkeypatch):
+    """One target per service that serves metrics, named as `adagg stack status` names it, each at
+    the port its service is started with."""
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    monkeypatch.setattr("adagg.stack.require_java", lambda: "java")
+    monkeypatch.setattr("adagg.stack.jmx_exporter_jar", lambda: tmp_path / "agent.jar")
+    monkeypatch.setattr("adagg.stack._classpath", lambda module: f"{module}/*")
+    monkeypatch.setattr("adagg.stack.Stack._kafka_cmd", lambda self: self._java("kafka", "1g", [],
+                                                                              metrics_port=self.s.kafka.metrics_port))
+    stack = Stack("local")
+    conf = yaml.safe_load(stack.prometheus_config().read_text())
+    targets = {sc["labels"]["instance"]: (job["job_name"], t)
+               for job in conf["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    assert set(targets) == {"prometheus", "collector", "query-api", "flink-jobmanager", "flink-taskmanager-1",
+                            "flink-taskmanager-2", "kafka", "pinot-controller", "pinot-broker", "pinot-server"}
+    assert all(t.startswith("127.0.0.1:") for _, t in targets.values())
+    # The ports are the ones the services are started with.
+    commands = {svc.name: " ".join(svc.command()) for svc in stack.services
+                if svc.name in ("kafka", "pinot-controller", "pinot-broker", "pinot-server")
+                or svc.name.startswith("flink-taskmanager")}
+    for name, command in commands.items():
+        port = targets[name][1].rsplit(":", 1)[1]
+        assert f"127.0.0.1:{port}:" in command or f"-Dmetrics.reporter.prom.port={port}" in command, name
+    assert targets["collector"][1] == f"127.0.0.1:{stack.env.collector.port}"
+    assert targets["query-api"][1] == f"127.0.0.1:{stack.env.serving.port}"

@@ -447,3 +447,23 @@ def test_the_freshness_endpoint_reads_count_and_newest_together_past_the_cache()
     assert queries.freshness(cached, ("ad_minute",))["ad_minute"]["newest_ms"] == T0  # dashboards: the cache
     fresh = queries.freshness(cached, ("ad_minute",), rows=True)["ad_minute"]
     assert (fresh["rows"], fresh["newest_ms"]) == (2, T0 + M)
+
+
+def _metric(client, line_start: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_requests_by_route_template_and_status(client):
+    """Per route template (an id in the path must not make a series of its own), per status."""
+    ok = 'adagg_query_api_requests_total{route="/v1/ads/{ad_id:path}/metrics",status="200"}'
+    bad = 'adagg_query_api_requests_total{route="/v1/ads/{ad_id:path}/metrics",status="400"}'
+    before_ok, before_bad = _metric(client, ok), _metric(client, bad)
+    client.get("/v1/ads/ad-1/metrics", params={"from": T0, "to": T0 + 5 * M})
+    client.get("/v1/ads/ad-2%2Fx/metrics", params={"from": T0, "to": T0 + 5 * M})
+    client.get("/v1/ads/ad-1/metrics", params={"from": "yesterday", "to": T0})
+    assert _metric(client, ok) == before_ok + 2 and _metric(client, bad) == before_bad + 1
+    text = client.get("/metrics").text
+    assert "ad-2" not in text and 'adagg_query_api_request_seconds_count{route="/v1/ads/{ad_id:path}/metrics"}' in text
