@@ -249,6 +249,25 @@ def cmd_report(args) -> None:
         run.close()
 
 
+def cmd_slo(args) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from adagg.slo import promtool, render_rules, write_rules
+
+    if args.action == "rules":
+        if args.out:
+            print(f"wrote {write_rules(args.env, Path(args.out))}")
+        else:
+            print(render_rules(args.env), end="")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        done = promtool("check", "rules", str(write_rules(args.env, Path(tmp) / "alerts.yml")))
+    print((done.stdout + done.stderr).strip())
+    if done.returncode != 0:
+        raise SystemExit(1)
+
+
 def cmd_serve(args) -> None:
     from serving.server import run
 
@@ -291,6 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "PLAN_ADVICE", "JSON_EXECUTION_PLAN"], help="explain: an EXPLAIN detail (repeatable)")
     _env_arg(p)
     p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("slo", help="the alerting rules of the service-level objectives, for an environment",
+                       description="rules: infra/monitoring/alerts.yml.j2 with the environment's slo: targets, "
+                       "for a Prometheus's rule_files (the local stack's loads them itself). check: the same, "
+                       "checked with promtool.")
+    p.add_argument("action", choices=["rules", "check"])
+    p.add_argument("--out", help="rules: write to this file instead of printing")
+    _env_arg(p)
+    p.set_defaults(func=cmd_slo)
 
     p = sub.add_parser("pinot", help="create or update the Pinot schemas and tables")
     p.add_argument("action", choices=["apply"])

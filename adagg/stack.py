@@ -250,10 +250,14 @@ class Stack:
                 f"--storage.tsdb.retention.time={self.s.prometheus.retention}"]
 
     def prometheus_config(self) -> Path:
-        """The scrape configuration: every service of the stack (infra/stack/prometheus)."""
+        """The scrape configuration (every service of the stack, infra/stack/prometheus) and the SLO
+        alerting rules it loads (infra/monitoring)."""
+        from adagg.slo import write_rules
+
         taskmanagers = {name: self.taskmanager_metrics_port(name) for name in self.taskmanager_names()}
+        rules = write_rules(self.env, self.home / "conf" / "alerts.yml")
         return _render("prometheus/prometheus.yml.j2", self.home / "conf" / "prometheus.yml", s=self.s, env=self.env,
-                       taskmanagers=taskmanagers)
+                       taskmanagers=taskmanagers, rules=rules)
 
     def flink_conf_dir(self) -> Path:
         conf = self.home / "flink-conf"

@@ -169,6 +169,27 @@ def test_prometheus_scrapes_every_service_and_reads_their_numbers(stack):
         return counted if scraped and int(float(scraped[0]["value"][1])) == counted > 0 else None
     _until(minute_rows, 60, "ad_minute's document count as scraped equals COUNT(*)")
 
+    # The SLO rules are loaded and evaluate on these series without error.
+    groups = requests.get(f"{prom}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    rules = [r for g in groups for r in g["rules"]]
+    assert len(rules) == 11 and all(r["health"] == "ok" for r in rules), [r.get("lastError") for r in rules]
+
+
+def test_a_service_that_stops_answering_raises_its_alert(stack):
+    """AdaggTargetDown fires for the query API a minute after it stopped answering, and for nothing
+    else: every other target is up."""
+    prom = f"http://{stack.s.host}:{stack.s.prometheus.port}"
+    stack.down(["query-api"])
+    try:
+        def firing():
+            alerts = requests.get(f"{prom}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+            down = [a for a in alerts if a["labels"]["alertname"] == "AdaggTargetDown"]
+            return down if down and all(a["state"] == "firing" for a in down) else None
+        down = _until(firing, 150, "AdaggTargetDown firing")
+        assert [a["labels"]["instance"] for a in down] == ["query-api"]
+    finally:
+        stack.up(["query-api"])
+
 
 def test_sql_client_runs_the_rendered_sql_as_is(stack, tmp_path):
     """`adagg sql render` output, submitted unchanged with Flink's bin/sql-client.sh -f, runs and

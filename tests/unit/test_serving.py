@@ -467,3 +467,16 @@ def test_metrics_count_requests_by_route_template_and_status(client):
     assert _metric(client, ok) == before_ok + 2 and _metric(client, bad) == before_bad + 1
     text = client.get("/metrics").text
     assert "ad-2" not in text and 'adagg_query_api_request_seconds_count{route="/v1/ads/{ad_id:path}/metrics"}' in text
+
+
+def test_metrics_export_each_tables_age_as_the_freshness_endpoint_gives_it(client):
+    """adagg_table_age_seconds per table that holds rows: now minus its newest time (an alert
+    watches the live tier's). Tables with no rows have no sample."""
+    ages = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("adagg_table_age_seconds{"):
+            ages[line.split('"')[1]] = float(line.rsplit(" ", 1)[1])
+    fresh = client.get("/v1/freshness").json()["tables"]
+    assert set(ages) == {t for t, f in fresh.items() if f["age_s"] is not None} >= {"ad_minute", "ad_minute_live"}
+    for table, age in ages.items():
+        assert abs(age - fresh[table]["age_s"]) < 5, table

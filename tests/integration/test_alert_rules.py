@@ -1,0 +1,42 @@
+"""The SLO alerting rules, with Prometheus's own promtool (fetched by `adagg setup`): they load for
+every environment, and the local rendering passes its unit tests (infra/monitoring/alerts_test.yml),
+each alert with a case that must fire and one that must not."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from adagg.env import load, names, override
+from adagg.slo import MONITORING_DIR, promtool, write_rules
+
+
+@pytest.mark.parametrize("env_name", names())
+def test_rules_load_for_every_environment(env_name, tmp_path):
+    done = promtool("check", "rules", str(write_rules(env_name, tmp_path / "alerts.yml")))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 11 rules found" in done.stdout
+
+
+def _unit_tests(env, folder) -> str:
+    write_rules(env, folder / "alerts.yml")
+    shutil.copy(MONITORING_DIR / "alerts_test.yml", folder / "alerts_test.yml")
+    done = promtool("test", "rules", str(folder / "alerts_test.yml"))
+    return done.stdout + done.stderr if done.returncode else ""
+
+
+def test_the_rules_fire_when_they_must_and_only_then(tmp_path):
+    assert _unit_tests(load("local"), tmp_path) == ""
+
+
+@pytest.mark.parametrize("target, value, alert", [
+    ("slo.live_table_max_age_s", 400, "AdaggLiveTierStale"),
+    ("slo.job_max_pending_records", 50_000, "AdaggStreamingJobLagging"),
+    ("slo.collector_max_unavailable_ratio", 0.001, "AdaggCollectorShedding"),
+])
+def test_the_unit_tests_catch_a_target_that_changed(target, value, alert, tmp_path):
+    """The cases are tight enough to tell: a different target makes one that must fire stay quiet,
+    or one that must not fire fire."""
+    failures = _unit_tests(override(load("local"), {target: value}), tmp_path)
+    assert alert in failures
