@@ -23,7 +23,7 @@ from adagg import flink
 from adagg.demo import make_traffic, next_start_ms, run_since_ms, wait_for_pinot
 from adagg.env import load
 from adagg.kafka_io import end_offsets, ensure_topics, send_traffic
-from adagg.paths import REPO
+from adagg.paths import REPO, data
 from adagg.pinot import PinotError, TableSpec, apply, query, tables
 from adagg.record_keys import flink_json_key
 from adagg.stack import MARKER, port_open
@@ -158,6 +158,14 @@ def test_prometheus_scrapes_every_service_and_reads_their_numbers(stack):
         return scraped if scraped == end_offsets(env, enriched.name, enriched.partitions) else None
     assert sum(_until(enriched_offsets, 60, "the enriched topic's end offsets as scraped equal the broker's").values()) > 0
 
+    def enriched_bytes_per_offset():
+        """The storage rule's figure equals the topic's .log files on disk over its offsets."""
+        on_disk = sum(f.stat().st_size for f in (data() / "kafka").glob(f"{enriched.name}-*/*.log"))
+        per_offset = on_disk / sum(end_offsets(env, enriched.name, enriched.partitions).values())
+        scraped = _prometheus(stack, f'adagg:kafka_topic_bytes_per_offset{{topic="{enriched.name}"}}')
+        return per_offset if scraped and float(scraped[0]["value"][1]) == per_offset else None
+    _until(enriched_bytes_per_offset, 60, "bytes per offset as recorded equal the files on disk")
+
     jobs = _prometheus(stack, "flink_jobmanager_numRunningJobs")
     assert [float(r["value"][1]) for r in jobs] == [1.0]
     assert {r["metric"]["instance"] for r in _prometheus(stack, "flink_taskmanager_Status_JVM_CPU_Load")} == {
@@ -169,10 +177,15 @@ def test_prometheus_scrapes_every_service_and_reads_their_numbers(stack):
         return counted if scraped and int(float(scraped[0]["value"][1])) == counted > 0 else None
     _until(minute_rows, 60, "ad_minute's document count as scraped equals COUNT(*)")
 
+    # Pinot's consumption lag per table is recorded, by joining its consuming partitions to Kafka's.
+    lag = _until(lambda: {r["metric"]["pinot_table"]: float(r["value"][1])
+                          for r in _prometheus(stack, "adagg:pinot_consumer_lag:offsets")}, 60, "Pinot's lag recorded")
+    assert set(lag) >= {"ad_minute", "ad_minute_live", "events_enriched"} and min(lag.values()) >= 0, lag
+
     # The SLO rules are loaded and evaluate on these series without error.
     groups = requests.get(f"{prom}/api/v1/rules", timeout=10).json()["data"]["groups"]
     rules = [r for g in groups for r in g["rules"]]
-    assert len(rules) == 11 and all(r["health"] == "ok" for r in rules), [r.get("lastError") for r in rules]
+    assert len(rules) == 16 and all(r["health"] == "ok" for r in rules), [r.get("lastError") for r in rules]
 
 
 def test_a_service_that_stops_answering_raises_its_alert(stack):

@@ -16,7 +16,7 @@ from adagg.slo import MONITORING_DIR, promtool, write_rules
 def test_rules_load_for_every_environment(env_name, tmp_path):
     done = promtool("check", "rules", str(write_rules(env_name, tmp_path / "alerts.yml")))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 11 rules found" in done.stdout
+    assert "SUCCESS: 16 rules found" in done.stdout
 
 
 def _unit_tests(env, folder) -> str:
