@@ -31,8 +31,9 @@ def write_rules(env: str | Namespace, dest: Path) -> Path:
 def promtool(*args: str) -> subprocess.CompletedProcess:
     """promtool from the Prometheus that `adagg setup` fetched."""
     from adagg.setup import prometheus_bin
+    from adagg.stack import StackError
 
     tool = prometheus_bin("promtool")
     if not tool.exists():
-        raise FileNotFoundError(f"promtool is missing in {tool.parent}: run `adagg setup` first")
+        raise StackError(f"promtool is missing in {tool.parent}: run `adagg setup` first")
     return subprocess.run([str(tool), *args], capture_output=True, text=True)
