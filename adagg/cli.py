@@ -251,10 +251,20 @@ def cmd_report(args) -> None:
 
 def cmd_slo(args) -> None:
     import tempfile
-    from pathlib import Path
 
-    from adagg.slo import promtool, render_rules, write_rules
+    from adagg.slo import format_report, promtool, render_rules, report, write_rules
+    from adagg.stack import StackError
 
+    if args.action == "report":
+        import json
+
+        env = envs.load(args.env)
+        url = args.prometheus or (f"http://{env.stack.host}:{env.stack.prometheus.port}" if "stack" in env else None)
+        if not url:
+            raise StackError(f"environment {args.env!r} has no local Prometheus: give its URL with --prometheus")
+        rows = report(env, url)
+        print(json.dumps(rows, indent=2) if args.json else format_report(rows))
+        return
     if args.action == "rules":
         if args.out:
             print(f"wrote {write_rules(args.env, Path(args.out))}")
@@ -312,11 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sql)
 
     p = sub.add_parser("slo", help="the alerting rules of the service-level objectives, for an environment",
-                       description="rules: infra/monitoring/alerts.yml.j2 with the environment's slo: targets, "
+                       description="report: each SLO's current value, its target and whether it is met, "
+                       "from Prometheus. rules: infra/monitoring/alerts.yml.j2 with the environment's slo: targets, "
                        "for a Prometheus's rule_files (the local stack's loads them itself). check: the same, "
                        "checked with promtool.")
-    p.add_argument("action", choices=["rules", "check"])
+    p.add_argument("action", choices=["report", "rules", "check"])
     p.add_argument("--out", help="rules: write to this file instead of printing")
+    p.add_argument("--json", action="store_true", help="report: as JSON")
+    p.add_argument("--prometheus", help="report: the Prometheus to ask (default: the local stack's)")
     _env_arg(p)
     p.set_defaults(func=cmd_slo)
 

@@ -1,9 +1,12 @@
-"""The service-level objectives as Prometheus alerting rules: infra/monitoring/alerts.yml.j2
-rendered with an environment's `slo:` targets, and checked with promtool (docs/slo.md)."""
+"""The service-level objectives: as Prometheus alerting rules (infra/monitoring/alerts.yml.j2
+rendered with an environment's `slo:` targets, checked with promtool), and as a report of what
+holds now, read from Prometheus (docs/slo.md)."""
 
 from __future__ import annotations
 
+import math
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -37,3 +40,82 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
     if not tool.exists():
         raise StackError(f"promtool is missing in {tool.parent}: run `adagg setup` first")
     return subprocess.run([str(tool), *args], capture_output=True, text=True)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One SLO as the report shows it: a PromQL giving its current value, and the target (a key of
+    the environment's slo: section, or a fixed number) it must stay at or under (or over)."""
+    name: str
+    query: str
+    target: str | float
+    at_least: bool = False  # met when value >= target (else when value <= target)
+    unit: str = ""
+
+    def target_value(self, env: Namespace) -> float:
+        return float(env.slo[self.target]) if isinstance(self.target, str) else float(self.target)
+
+    def met(self, value: float | None, env: Namespace) -> bool | None:
+        if value is None or math.isnan(value):
+            return None
+        target = self.target_value(env)
+        return value >= target if self.at_least else value <= target
+
+
+ADAGG_JOBS = 'job=~"collector|query-api|flink|kafka|pinot"'
+# The same objectives as the alerting rules (alerts.yml.j2), without their "for" durations: what
+# holds now. A unit test keeps the two lists in step.
+OBJECTIVES = [
+    Objective("targets_down", f"count(up{{{ADAGG_JOBS}}} == 0) or vector(0)", 0),
+    Objective("streaming_jobs_running", "max(flink_jobmanager_numRunningJobs)", 1, at_least=True),
+    Objective("collector_kafka_up", "min(adagg_collector_kafka_up)", 1, at_least=True),
+    Objective("live_tier_age", 'max(adagg_table_age_seconds{table="ad_minute_live"})', "live_table_max_age_s", unit="s"),
+    Objective("job_pending_records", "sum(flink_taskmanager_job_task_operator_pendingRecords)", "job_max_pending_records"),
+    Objective("job_restarts_last_hour", "max(increase(flink_jobmanager_job_numRestarts[1h]))", "job_max_restarts_per_hour"),
+    Objective("failed_checkpoints_last_15m", "max(increase(flink_jobmanager_job_numberOfFailedCheckpoints[15m]))", 0),
+    Objective("collector_unavailable_ratio", "sum(rate(adagg_collector_events_unavailable_total[5m])) / "
+              "sum(rate(adagg_collector_events_received_total[5m]))", "collector_max_unavailable_ratio"),
+    Objective("collector_rejected_ratio", "sum(rate(adagg_collector_events_rejected_total[5m])) / "
+              "sum(rate(adagg_collector_events_received_total[5m]))", "collector_max_rejected_ratio"),
+    Objective("query_api_p95", "histogram_quantile(0.95, sum by (le) (rate(adagg_query_api_request_seconds_bucket"
+              '{route!~"/metrics|/healthz"}[5m])))', "query_api_p95_s", unit="s"),
+    Objective("query_api_error_ratio", 'sum(rate(adagg_query_api_requests_total{status=~"5.."}[5m])) / '
+              "sum(rate(adagg_query_api_requests_total[5m]))", "query_api_max_error_ratio"),
+]
+
+
+def report(env: Namespace, prometheus_url: str, ask=None) -> list[dict]:
+    """Each objective's current value (None: no data, e.g. a ratio with no traffic), target and
+    whether it is met, from the Prometheus at prometheus_url."""
+    ask = ask or (lambda q: _instant(prometheus_url, q))
+    rows = []
+    for objective in OBJECTIVES:
+        value = ask(objective.query)
+        met = objective.met(value, env)
+        rows.append({"slo": objective.name, "value": None if met is None else value, "unit": objective.unit,
+                     "target": objective.target_value(env), "at_least": objective.at_least, "met": met})
+    return rows
+
+
+def _instant(prometheus_url: str, query: str) -> float | None:
+    import requests
+
+    from adagg.stack import StackError
+
+    try:
+        r = requests.get(f"{prometheus_url}/api/v1/query", params={"query": query}, timeout=10)
+    except requests.ConnectionError as e:
+        raise StackError(f"Prometheus at {prometheus_url} does not answer (is the stack up?): {e}") from e
+    r.raise_for_status()
+    result = r.json()["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def format_report(rows: list[dict]) -> str:
+    mark = {True: "✓", False: "✗", None: "–"}
+    lines = [f"{'SLO':30} {'value':>12}  {'target':>14}  met"]
+    for row in rows:
+        value = "no data" if row["value"] is None else f"{row['value']:.4g}{row['unit']}"
+        target = f"{'>=' if row['at_least'] else '<='} {row['target']:g}{row['unit']}"
+        lines.append(f"{row['slo']:30} {value:>12}  {target:>14}  {mark[row['met']]}")
+    return "\n".join(lines)

@@ -26,6 +26,7 @@ from adagg.kafka_io import end_offsets, ensure_topics, send_traffic
 from adagg.paths import REPO, data
 from adagg.pinot import PinotError, TableSpec, apply, query, tables
 from adagg.record_keys import flink_json_key
+from adagg.slo import OBJECTIVES
 from adagg.stack import MARKER, port_open
 from adagg.verify import wait_for_outputs
 from collector.client import collector_url, wait_ready
@@ -186,6 +187,30 @@ def test_prometheus_scrapes_every_service_and_reads_their_numbers(stack):
     groups = requests.get(f"{prom}/api/v1/rules", timeout=10).json()["data"]["groups"]
     rules = [r for g in groups for r in g["rules"]]
     assert len(rules) == 16 and all(r["health"] == "ok" for r in rules), [r.get("lastError") for r in rules]
+
+
+def test_slo_report_reads_the_running_system(stack):
+    """`adagg slo report --json`, as a user runs it: every objective with its target; what it says of
+    the job and the targets agrees with Flink's REST API and Prometheus's target list, and the live
+    tier's age with the query API's freshness endpoint (read a scrape apart)."""
+    env = load("local")
+    done = subprocess.run([sys.executable, "-m", "adagg.cli", "slo", "report", "--json"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = {r["slo"]: r for r in json.loads(done.stdout)}
+    assert set(rows) == {o.name for o in OBJECTIVES}
+    assert all(r["target"] == (env.slo[o.target] if isinstance(o.target, str) else o.target)
+               for o in OBJECTIVES for r in [rows[o.name]])
+    running = sum(1 for j in requests.get(f"{env.flink.rest_url}/jobs/overview", timeout=10).json()["jobs"]
+                  if j["state"] == "RUNNING")
+    assert rows["streaming_jobs_running"]["value"] == running == 1 and rows["streaming_jobs_running"]["met"]
+    assert (rows["targets_down"]["value"], rows["targets_down"]["met"]) == (0.0, True)
+    assert rows["collector_kafka_up"]["met"] is True
+    age = requests.get(f"http://{stack.s.host}:{env.serving.port}/v1/freshness", timeout=30).json()[
+        "tables"]["ad_minute_live"]["age_s"]
+    scrape_s = int(stack.s.prometheus.scrape_interval.rstrip("s"))
+    assert age is not None and rows["live_tier_age"]["value"] is not None
+    assert abs(rows["live_tier_age"]["value"] - age) <= scrape_s + 5, (rows["live_tier_age"], age)
 
 
 def test_a_service_that_stops_answering_raises_its_alert(stack):

@@ -1,15 +1,16 @@
 """The SLO alerting rules, with Prometheus's own promtool (fetched by `adagg setup`): they load for
-every environment, and the local rendering passes its unit tests (infra/monitoring/alerts_test.yml),
-each alert with a case that must fire and one that must not."""
+every environment, the local rendering passes its unit tests (infra/monitoring/alerts_test.yml),
+each alert with a case that must fire and one that must not, and the SLO report's queries parse."""
 
 from __future__ import annotations
 
 import shutil
 
 import pytest
+import yaml
 
 from adagg.env import load, names, override
-from adagg.slo import MONITORING_DIR, promtool, write_rules
+from adagg.slo import MONITORING_DIR, OBJECTIVES, promtool, write_rules
 
 
 @pytest.mark.parametrize("env_name", names())
@@ -40,3 +41,12 @@ def test_the_unit_tests_catch_a_target_that_changed(target, value, alert, tmp_pa
     or one that must not fire fire."""
     failures = _unit_tests(override(load("local"), {target: value}), tmp_path)
     assert alert in failures
+
+
+def test_the_reports_queries_are_valid_promql(tmp_path):
+    """`adagg slo report` asks Prometheus these: promtool parses each as a rule's expression."""
+    rules = {"groups": [{"name": "report", "rules": [{"record": f"adagg:slo_{o.name}", "expr": o.query}
+                                                    for o in OBJECTIVES]}]}
+    (tmp_path / "report.yml").write_text(yaml.safe_dump(rules))
+    done = promtool("check", "rules", str(tmp_path / "report.yml"))
+    assert done.returncode == 0 and f"SUCCESS: {len(OBJECTIVES)} rules found" in done.stdout, done.stdout + done.stderr
