@@ -72,7 +72,8 @@ OBJECTIVES = [
     Objective("live_tier_age", 'max(adagg_table_age_seconds{table="ad_minute_live"})', "live_table_max_age_s", unit="s"),
     Objective("job_pending_records", "sum(flink_taskmanager_job_task_operator_pendingRecords)", "job_max_pending_records"),
     Objective("job_restarts_last_hour", "max(increase(flink_jobmanager_job_numRestarts[1h]))", "job_max_restarts_per_hour"),
-    Objective("failed_checkpoints_last_15m", "max(increase(flink_jobmanager_job_numberOfFailedCheckpoints[15m]))", 0),
+    Objective("checkpoint_age", "time() - max(flink_jobmanager_job_lastCheckpointCompletedTimestamp) / 1000",
+              "checkpoint_max_age_s", unit="s"),
     Objective("collector_unavailable_ratio", "sum(rate(adagg_collector_events_unavailable_total[5m])) / "
               "sum(rate(adagg_collector_events_received_total[5m]))", "collector_max_unavailable_ratio"),
     Objective("collector_rejected_ratio", "sum(rate(adagg_collector_events_rejected_total[5m])) / "

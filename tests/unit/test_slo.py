@@ -21,7 +21,7 @@ def test_the_report_compares_each_value_with_its_target():
     env = load("local")
     values = {"targets_down": 0.0, "streaming_jobs_running": 0.0, "collector_kafka_up": 1.0,
               "live_tier_age": 200.0, "job_pending_records": 10.0, "job_restarts_last_hour": 3.0,
-              "failed_checkpoints_last_15m": 0.0, "collector_unavailable_ratio": math.nan,
+              "checkpoint_age": 4.0, "collector_unavailable_ratio": math.nan,
               "query_api_p95": 0.1, "query_api_error_ratio": 0.0}
     by_query = {o.query: values.get(o.name) for o in OBJECTIVES}  # collector_rejected_ratio: no series
     rows = {r["slo"]: r for r in report(env, "unused", ask=by_query.get)}
