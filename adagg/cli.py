@@ -250,9 +250,7 @@ def cmd_report(args) -> None:
 
 
 def cmd_slo(args) -> None:
-    import tempfile
-
-    from adagg.slo import format_report, promtool, render_rules, report, write_rules
+    from adagg.slo import check_rules, format_report, render_rules, report, write_rules
     from adagg.stack import StackError
 
     if args.action == "report":
@@ -271,8 +269,7 @@ def cmd_slo(args) -> None:
         else:
             print(render_rules(args.env), end="")
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        done = promtool("check", "rules", str(write_rules(args.env, Path(tmp) / "alerts.yml")))
+    done = check_rules(args.env)
     print((done.stdout + done.stderr).strip())
     if done.returncode != 0:
         raise SystemExit(1)

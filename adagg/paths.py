@@ -1,6 +1,7 @@
 """Where things live: the source tree, and ADAGG_HOME for fetched jars, data and logs."""
 
 import os
+import threading
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,3 +57,13 @@ def env_dir(value: str) -> Path:
         raise ValueError(f"{value}: adagg's Python tools read local (or mounted) folders, not {value.split(':')[0]}:// "
                          f"URIs; mount the store and set the environment's path to the mount")
     return (home() / value).resolve()
+
+
+def write_atomically(dest: Path, text: str) -> Path:
+    """Write text aside and rename it onto dest: a reader (a service starting, Prometheus reloading)
+    sees the old file or the new one, never half of it, whichever thread writes."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(text)
+    tmp.replace(dest)
+    return dest

@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 
 from adagg.env import Namespace, load
-from adagg.paths import REPO
+from adagg.paths import REPO, write_atomically
 
 MONITORING_DIR = REPO / "infra" / "monitoring"
 
@@ -24,11 +24,7 @@ def render_rules(env: str | Namespace) -> str:
 
 
 def write_rules(env: str | Namespace, dest: Path) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.write_text(render_rules(env))
-    tmp.replace(dest)  # Prometheus may be reading the old one
-    return dest
+    return write_atomically(dest, render_rules(env))  # Prometheus may be reading the old one
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess:
@@ -40,6 +36,14 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
     if not tool.exists():
         raise StackError(f"promtool is missing in {tool.parent}: run `adagg setup` first")
     return subprocess.run([str(tool), *args], capture_output=True, text=True)
+
+
+def check_rules(env: str | Namespace) -> subprocess.CompletedProcess:
+    """`promtool check rules` over the environment's rendered rules."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return promtool("check", "rules", str(write_rules(env, Path(tmp) / "alerts.yml")))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -106,12 +105,7 @@ def tail(path: Path, lines: int = 20) -> str:
 
 def _render(template: str, dest: Path, **ctx) -> Path:
     text = jinja2.Template((STACK_DIR / template).read_text(), undefined=jinja2.StrictUndefined).render(**ctx)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # Written aside and renamed: a service starting while another start renders it never reads half.
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}")
-    tmp.write_text(text)
-    tmp.replace(dest)
-    return dest
+    return paths.write_atomically(dest, text)
 
 
 def python_warmup_agent(jar: Path, modules: list[str]) -> str:
@@ -529,8 +523,7 @@ class Stack:
             except OSError:
                 continue
             if marker in environ:
-                service = next((v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"ADAGG_SERVICE=")), "?")
-                found[int(proc.name)] = service
+                found[int(proc.name)] = _service_of(environ) or "?"
         return found
 
     def urls(self) -> list[str]:
@@ -585,7 +578,7 @@ def _ours(pid: int, marker: bytes, service: str) -> bool | None:
             return False
         if environ:
             values = environ.split(b"\0")
-            return marker in values and f"ADAGG_SERVICE={service}".encode() in values and _pgid(pid) == pid
+            return marker in values and _service_of(values) == service and _pgid(pid) == pid
         time.sleep(0.05)
     return None
 
@@ -594,10 +587,15 @@ def _describe(pid: int) -> str:
     """What /proc says of pid, for the stack log."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()[:80]
-        service = [v for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if v.startswith(b"ADAGG_SERVICE=")]
-        return f"stat {stat!r}, {service or 'no ADAGG_SERVICE'}"
+        service = _service_of(Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+        return f"stat {stat!r}, service {service or 'none'}"
     except OSError as e:
         return f"no process: {e.strerror}"
+
+
+def _service_of(environ: list[bytes]) -> str | None:
+    """The service a process was started as (ADAGG_SERVICE in its environment, split at NULs)."""
+    return next((v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"ADAGG_SERVICE=")), None)
 
 
 def _note(line: str) -> None:
