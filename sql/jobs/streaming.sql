@@ -63,6 +63,8 @@ SET 'python.execution-mode' = '{{ env.flink.python_execution_mode }}';
 
 {% include "views/int_ad_scope_minute.sql" %}
 
+{% include "views/int_quality_measures.sql" %}
+
 {% for mart in marts %}
 {% include "views/mart_" ~ mart ~ ".sql" %}
 

@@ -1,5 +1,5 @@
 -- snk_late_events: topic `topics.late`: every late event delivery with the reason, the
--- watermark it was late against and when it was seen. Grain: one event delivery, keyed by
+-- watermark it was late against, when it was seen and who sent it. Grain: one event delivery, keyed by
 -- event_id. Input: stg_events_late. Exactly-once.
 {% from "macros/kafka.sql" import exactly_once_sink with context %}
 CREATE TABLE snk_late_events (
@@ -18,6 +18,7 @@ CREATE TABLE snk_late_events (
   cost_micros BIGINT,
   conversion_value_micros BIGINT,
   referrer_domain STRING,
+  source STRING,
   reason STRING,
   watermark_at STRING,
   detected_at STRING

@@ -28,6 +28,8 @@ CREATE TABLE src_ad_events_raw (
   -- Where the delivery sits in Kafka: the raw archive's manifests record offset ranges from these.
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+  -- The collector's record headers: adagg-source (the API key's name) names who sent the event.
+  kafka_headers MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL,
   proc_time AS PROCTIME(),
   ts AS TO_TIMESTAMP_LTZ(event_time, 3),
   WATERMARK FOR ts AS ts - INTERVAL '{{ env.flink.watermark_bound_seconds }}' SECOND - INTERVAL '{{ env.flink.allowed_lateness_seconds }}' SECOND

@@ -8,6 +8,7 @@
 -- event_id: at parallelism > 1 two events of one key pass different subtasks, and which one bills
 -- would depend on which arrived first.
 {% from "macros/columns.sql" import enrichment_field -%}
+{% from "macros/modes.sql" import streaming_only with context -%}
 CREATE TEMPORARY VIEW int_events_billable AS
 SELECT *
 FROM (
@@ -21,6 +22,9 @@ FROM (
     publisher_id, event_type, event_time, ts, cost_micros,
     COALESCE(conversion_value_micros, CAST(0 AS BIGINT)) AS conversion_value_micros,
     billing_key,
+{%- call streaming_only() %}
+    source,
+{%- endcall %}
     ROW_NUMBER() OVER (PARTITION BY billing_key ORDER BY proc_time ASC) AS billing_rank
   FROM int_deliveries_enriched
   WHERE {{ enrichment_field('enrichment', 'invalid_reason') }} IS NULL

@@ -3,6 +3,7 @@
 -- dropped), minus the same delay as the source's WATERMARK. The late split tests each delivery
 -- against it as well as against CURRENT_WATERMARK.
 -- Grain: one event delivery (duplicates included). Input: src_ad_events_raw.
+-- Each delivery also gets its source: the API key it came in with (the collector's record header).
 -- Why: Flink checkpoints no source watermark. After any restore CURRENT_WATERMARK(ts) is NULL, then
 -- low, until fresh watermarks arrive, while every window operator restores its own and drops the
 -- rows of windows it has already fired, silently. This running maximum is keyed state, restored
@@ -16,6 +17,9 @@
 -- split and Python UDF.
 CREATE TEMPORARY VIEW stg_deliveries AS
 SELECT *,
+  -- Who sent it: the collector's API key name; 'direct' for a record written to Kafka without the
+  -- collector (replays, tests, benchmarks).
+  COALESCE(CAST(kafka_headers['adagg-source'] AS STRING), 'direct') AS source,
   TO_TIMESTAMP_LTZ(partition_high_ms, 3)
     - INTERVAL '{{ env.flink.watermark_bound_seconds }}' SECOND
     - INTERVAL '{{ env.flink.allowed_lateness_seconds }}' SECOND AS partition_watermark

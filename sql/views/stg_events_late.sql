@@ -20,6 +20,7 @@ SELECT
   cost_micros,
   conversion_value_micros,
   referrer_domain,
+  source,
   'event_time_at_or_below_watermark' AS reason,
   -- The higher of the two watermarks (the job's is NULL for a while after a restore).
   CAST(CAST(

@@ -70,8 +70,11 @@ def t_env(kafka):
     buckets = bucket_ms(env)
     producer = KafkaProducer(bootstrap_servers=env.kafka.bootstrap_servers, acks="all")
     for event in fixture_events(env):
+        # The collector's source header, as it writes it; an event without one came "direct".
+        source = FIXTURE["sources"].get(event["event_id"], FIXTURE["sources"]["default"])
         producer.send(env.topics.raw.name, key=billing_key(event, buckets).encode(),
                       value=json.dumps(event).encode(),
+                      headers=[] if source is None else [("adagg-source", source.encode())],
                       partition=0)
     producer.flush()
     producer.close()
@@ -114,7 +117,7 @@ def test_view_matches_fixture(t_env, view):
     common = sorted(set.intersection(*(set(r) for r in expected)))
     assert project(actual, common) == project(expected, common)
     key = [c for c in common if c in ("event_id", "window_start_ms", "ad_id", "country", "device_type", "campaign_id",
-                                      "country_scope", "ad_rank", "publisher_id")]
+                                      "country_scope", "ad_rank", "publisher_id", "source")]
     by_key = {tuple(r[c] for c in key): r for r in actual}
     for row in expected:
         got = by_key[tuple(row[c] for c in key)]

@@ -77,6 +77,8 @@ CREATE TABLE src_ad_events_raw (
   -- Where the delivery sits in Kafka: the raw archive's manifests record offset ranges from these.
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+  -- The collector's record headers: adagg-source (the API key's name) names who sent the event.
+  kafka_headers MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL,
   proc_time AS PROCTIME(),
   ts AS TO_TIMESTAMP_LTZ(event_time, 3),
   WATERMARK FOR ts AS ts - INTERVAL '10' SECOND - INTERVAL '5' SECOND
@@ -100,6 +102,7 @@ CREATE TABLE src_ad_events_raw (
 -- dropped), minus the same delay as the source's WATERMARK. The late split tests each delivery
 -- against it as well as against CURRENT_WATERMARK.
 -- Grain: one event delivery (duplicates included). Input: src_ad_events_raw.
+-- Each delivery also gets its source: the API key it came in with (the collector's record header).
 -- Why: Flink checkpoints no source watermark. After any restore CURRENT_WATERMARK(ts) is NULL, then
 -- low, until fresh watermarks arrive, while every window operator restores its own and drops the
 -- rows of windows it has already fired, silently. This running maximum is keyed state, restored
@@ -113,6 +116,9 @@ CREATE TABLE src_ad_events_raw (
 -- split and Python UDF.
 CREATE TEMPORARY VIEW stg_deliveries AS
 SELECT *,
+  -- Who sent it: the collector's API key name; 'direct' for a record written to Kafka without the
+  -- collector (replays, tests, benchmarks).
+  COALESCE(CAST(kafka_headers['adagg-source'] AS STRING), 'direct') AS source,
   TO_TIMESTAMP_LTZ(partition_high_ms, 3)
     - INTERVAL '10' SECOND
     - INTERVAL '5' SECOND AS partition_watermark
@@ -169,6 +175,7 @@ SELECT
   cost_micros,
   conversion_value_micros,
   referrer_domain,
+  source,
   'event_time_at_or_below_watermark' AS reason,
   -- The higher of the two watermarks (the job's is NULL for a while after a restore).
   CAST(CAST(
@@ -218,7 +225,7 @@ SELECT
       WHEN 'click' THEN 60000
       WHEN 'conversion' THEN 3600000
     END) AS STRING)) AS billing_key,
-  schema_version, ip, user_agent, placement_id, referrer_domain,
+  schema_version, ip, user_agent, placement_id, referrer_domain, source,
   SPLIT(enrich_event(CONCAT_WS(CHR(31),
     IF(POSITION(CHR(31) IN ip) > 0, '', COALESCE(ip, '')),
     IF(POSITION(CHR(31) IN campaign_id) > 0, '', COALESCE(campaign_id, '')),
@@ -233,7 +240,7 @@ CREATE TEMPORARY VIEW int_events_deduped AS
 SELECT
   event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
   cost_micros, conversion_value_micros, kafka_offset, ts, billing_key,
-  schema_version, ip, user_agent, placement_id, referrer_domain,
+  schema_version, ip, user_agent, placement_id, referrer_domain, source,
   enrichment
 FROM (
   SELECT *,
@@ -284,6 +291,7 @@ FROM (
     publisher_id, event_type, event_time, ts, cost_micros,
     COALESCE(conversion_value_micros, CAST(0 AS BIGINT)) AS conversion_value_micros,
     billing_key,
+    source,
     ROW_NUMBER() OVER (PARTITION BY billing_key ORDER BY proc_time ASC) AS billing_rank
   FROM int_deliveries_enriched
   WHERE NULLIF(enrichment[6], '') IS NULL
@@ -386,6 +394,38 @@ FROM TABLE(
 )
 GROUP BY window_start, window_end, GROUPING SETS ((ad_id), (ad_id, country));
 
+-- int_quality_measures: one row per on-time delivery, per unique event and per billable event,
+-- each with a 1 in the column it counts, so that one SUM per window gives deliveries, unique
+-- events, valid events and billable events side by side (the duplicate-rate SLO, docs/slo.md).
+-- Grain: one delivery, event or billing key (a billable event is in three rows).
+-- Inputs: int_deliveries_enriched, int_events_deduped, int_events_billable.
+-- An event counts under the source of its first delivery, a billing key under that of its first
+-- valid delivery: the same rows the dedups keep.
+CREATE TEMPORARY VIEW int_quality_measures AS
+SELECT
+  source, ts,
+  CAST(1 AS BIGINT) AS deliveries,
+  CAST(0 AS BIGINT) AS unique_events,
+  CAST(0 AS BIGINT) AS valid_events,
+  CAST(0 AS BIGINT) AS billable_events
+FROM int_deliveries_enriched
+UNION ALL
+SELECT
+  source, ts,
+  CAST(0 AS BIGINT),
+  CAST(1 AS BIGINT),
+  CAST(IF(NULLIF(enrichment[6], '') IS NULL, 1, 0) AS BIGINT),
+  CAST(0 AS BIGINT)
+FROM int_events_deduped
+UNION ALL
+SELECT
+  source, ts,
+  CAST(0 AS BIGINT),
+  CAST(0 AS BIGINT),
+  CAST(0 AS BIGINT),
+  CAST(1 AS BIGINT)
+FROM int_events_billable;
+
 -- mart_ad_day: final-tier daily roll-up (UTC days), emitted once the watermark passes the day.
 -- Grain: (window_start_ms, ad_id, country, device_type, campaign_id, advertiser_id, vertical),
 -- the sink's record key and Pinot's primary key. Input: int_ad_hour.
@@ -406,7 +446,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.a35913ac85a5' AS pipeline_version,
+  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -472,7 +512,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.a35913ac85a5' AS pipeline_version,
+  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -536,7 +576,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.a35913ac85a5' AS pipeline_version,
+  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -607,7 +647,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.a35913ac85a5' AS pipeline_version,
+  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -670,7 +710,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.a35913ac85a5' AS pipeline_version,
+  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -778,7 +818,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.a35913ac85a5' AS pipeline_version,
+  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -819,6 +859,67 @@ CREATE TABLE snk_publisher_minute (
   'sink.parallelism' = '1'
 );
 
+-- mart_quality_minute: the data-quality SLO table: per event-time minute and source (API key), the
+-- on-time deliveries, the unique events among them and the exact duplicates (deliveries - unique),
+-- the valid events, the billable events and the billing repeats (valid - billable: a valid event
+-- whose billing key an earlier one took). Late deliveries are not here (they arrive after their
+-- window closed): they are rows of the late topic, with their source (docs/slo.md).
+-- Grain: (window_start_ms, source). Input: int_quality_measures.
+
+CREATE TEMPORARY VIEW mart_quality_minute AS
+SELECT
+  CAST(TIMESTAMPDIFF(MINUTE, TIMESTAMP '1970-01-01 00:00:00', window_start) AS BIGINT) * 60000 AS window_start_ms,
+  CAST(TIMESTAMPDIFF(MINUTE, TIMESTAMP '1970-01-01 00:00:00', window_end) AS BIGINT) * 60000 AS window_end_ms,
+  source,
+  SUM(deliveries) AS deliveries,
+  SUM(unique_events) AS unique_events,
+  SUM(deliveries) - SUM(unique_events) AS duplicate_deliveries,
+  SUM(valid_events) AS valid_events,
+  SUM(billable_events) AS billable_events,
+  SUM(valid_events) - SUM(billable_events) AS billing_repeats,
+'final' AS tier,
+  CAST(1 AS BIGINT) AS version,
+  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
+  UNIX_TIMESTAMP() * 1000 AS computed_at_ms
+FROM TABLE(
+  TUMBLE(TABLE int_quality_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
+)
+GROUP BY window_start, window_end, source;
+
+-- snk_quality_minute: topic `<outputs.prefix>quality-minute`.
+-- Grain: (window_start_ms, source), the record key. Input: mart_quality_minute.
+-- Exactly-once.
+
+CREATE TABLE snk_quality_minute (
+  window_start_ms BIGINT,
+  window_end_ms BIGINT,
+  source STRING,
+  deliveries BIGINT,
+  unique_events BIGINT,
+  duplicate_deliveries BIGINT,
+  valid_events BIGINT,
+  billable_events BIGINT,
+  billing_repeats BIGINT,
+  tier STRING,
+  version BIGINT,
+  pipeline_version STRING,
+  computed_at_ms BIGINT
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'ad-agg.quality-minute',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'properties.security.protocol' = 'PLAINTEXT',
+  'key.format' = 'json',
+  'key.fields' = 'window_start_ms;source',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'adagg-local-quality-minute',
+  'sink.transaction-naming-strategy' = 'POOLING',
+  'properties.transaction.timeout.ms' = '600000',
+  'sink.parallelism' = '1'
+);
+
 -- mart_top_ads_minute: the top 100 ads by billable clicks in each minute, overall (country_scope 'ALL')
 -- and per country (country_scope = country code); ties are broken by ad_id so ranks are deterministic.
 -- Grain: (window_start_ms, country_scope, ad_rank). Input: int_ad_scope_minute (window Top-N).
@@ -835,7 +936,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.a35913ac85a5' AS pipeline_version,
+  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
@@ -881,7 +982,7 @@ CREATE TABLE snk_top_ads_minute (
 );
 
 -- snk_late_events: topic `topics.late`: every late event delivery with the reason, the
--- watermark it was late against and when it was seen. Grain: one event delivery, keyed by
+-- watermark it was late against, when it was seen and who sent it. Grain: one event delivery, keyed by
 -- event_id. Input: stg_events_late. Exactly-once.
 
 CREATE TABLE snk_late_events (
@@ -900,6 +1001,7 @@ CREATE TABLE snk_late_events (
   cost_micros BIGINT,
   conversion_value_micros BIGINT,
   referrer_domain STRING,
+  source STRING,
   reason STRING,
   watermark_at STRING,
   detected_at STRING
@@ -964,6 +1066,7 @@ INSERT INTO snk_ad_minute_live SELECT * FROM mart_ad_minute_live;
 INSERT INTO snk_ad_sliding_5m SELECT * FROM mart_ad_sliding_5m;
 INSERT INTO snk_events_enriched SELECT * FROM mart_events_enriched;
 INSERT INTO snk_publisher_minute SELECT * FROM mart_publisher_minute;
+INSERT INTO snk_quality_minute SELECT * FROM mart_quality_minute;
 INSERT INTO snk_top_ads_minute SELECT * FROM mart_top_ads_minute;
 INSERT INTO snk_late_events SELECT * FROM stg_events_late;
 INSERT INTO snk_raw_archive SELECT * FROM stg_raw_archive;
