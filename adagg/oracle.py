@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -39,6 +40,9 @@ BUCKET_MS: Mapping[str, int] = MappingProxyType({"impression": 60_000, "click": 
 # Summed columns of the minute/hour/day rows (besides window_end_ms, campaign_id, advertiser_id, vertical).
 COUNT_COLUMNS = ("impressions", "clicks", "conversions", "invalid_events", "billable_impressions",
                  "billable_clicks", "billable_conversions", "spend_micros", "conversion_value_micros")
+# The data-quality table's counts (mart_quality_minute), per minute.
+QUALITY_COLUMNS = ("deliveries", "unique_events", "duplicate_deliveries", "valid_events", "billable_events",
+                   "billing_repeats")
 SLIDING_COLUMNS = ("impressions", "clicks", "billable_impressions", "billable_clicks", "spend_micros")
 # event_type -> its count column.
 TYPE_COLUMN = {"impression": "impressions", "click": "clicks", "conversion": "conversions"}
@@ -55,6 +59,9 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "top": ("window_start_ms", "country_scope", "ad_rank"),
     "enriched": ("event_id",),  # keyed by the bare event_id, not a 1-tuple
     "reconciled": AGG_KEY,
+    # Sums over every source (the job's rows are per source too: verify.Output.summed_over).
+    "quality": ("window_start_ms",),
+    "late_minute": ("window_start_ms",),
 }
 
 AggKey = tuple[int, str, str, str, str, str, str]
@@ -76,6 +83,10 @@ class Oracle:
     # Every minute window of every unique event, late ones included: what a batch recomputation
     # of the raw archive gives (no watermark, so nothing is late), i.e. the reconciled tier.
     reconciled: dict[AggKey, Row] = field(default_factory=dict)
+    # Closed minutes: on-time deliveries, unique events, duplicates, billing repeats (QUALITY_COLUMNS).
+    quality: dict[int, Row] = field(default_factory=dict)
+    # Every minute with a late delivery: {"late_deliveries": n}. With quality: window completeness.
+    late_minute: dict[int, Row] = field(default_factory=dict)
 
     @property
     def clicks(self) -> dict[tuple[str, int], int]:
@@ -196,6 +207,8 @@ class _Replay:
     fence_ids: set[str]
     last_fence_ts: int
     stats: dict[str, int]
+    on_time_deliveries: Counter  # minute start -> on-time deliveries (duplicates included)
+    late_deliveries: Counter  # minute start -> late deliveries
 
 
 def _replay(phases: Sequence[Sequence[Send]], bound_ms: int, late_margin_ms: int) -> _Replay:
@@ -208,6 +221,8 @@ def _replay(phases: Sequence[Sequence[Send]], bound_ms: int, late_margin_ms: int
     late_ids: set[str] = set()
     fence_ids: set[str] = set()
     stats = dict.fromkeys(["sends", "fences", "duplicates", "out_of_order", "late_sends", "late_duplicates"], 0)
+    on_time_deliveries: Counter = Counter()
+    late_deliveries: Counter = Counter()
 
     for p, phase in enumerate(phases):
         for i, send in enumerate(phase):
@@ -229,10 +244,12 @@ def _replay(phases: Sequence[Sequence[Send]], bound_ms: int, late_margin_ms: int
                 late_ids.add(eid)
                 stats["late_sends"] += 1
                 stats["late_duplicates"] += dup
+                late_deliveries[ts - ts % WINDOW_MS] += 1
             else:
                 if not dup and max_ts is not None and ts < max_ts:
                     stats["out_of_order"] += 1
                 on_time.setdefault(eid)
+                on_time_deliveries[ts - ts % WINDOW_MS] += 1
             max_ts = ts if max_ts is None else max(max_ts, ts)
             min_ts = ts if min_ts is None else min(min_ts, ts)
         fence_ts = json.loads(phase[-1].value)["event_time"] if phase else fence_ts
@@ -240,7 +257,7 @@ def _replay(phases: Sequence[Sequence[Send]], bound_ms: int, late_margin_ms: int
     if fence_ts is None or min_ts is None:
         raise ValueError("no sends")
     stats["min_event_time_ms"] = min_ts
-    return _Replay(events, list(on_time), late_ids, fence_ids, fence_ts, stats)
+    return _Replay(events, list(on_time), late_ids, fence_ids, fence_ts, stats, on_time_deliveries, late_deliveries)
 
 
 # ---- the job's outputs ----
@@ -282,6 +299,8 @@ def derive_from_deliveries(deliveries: Iterable[Delivery], partitions: int, dela
     on_time: dict[str, None] = {}  # ordered set
     late_ids: set[str] = set()
     stats = dict.fromkeys(["sends", "fences", "duplicates", "out_of_order", "late_sends", "late_duplicates"], 0)
+    on_time_deliveries: Counter = Counter()
+    late_deliveries: Counter = Counter()
     highs: list[int] = []
     for p in range(partitions):
         high: int | None = None
@@ -300,14 +319,16 @@ def derive_from_deliveries(deliveries: Iterable[Delivery], partitions: int, dela
                 late_ids.add(eid)
                 stats["late_sends"] += 1
                 stats["late_duplicates"] += dup
+                late_deliveries[ts - ts % WINDOW_MS] += 1
             else:
                 stats["out_of_order"] += out_of_order and not dup
                 on_time.setdefault(eid)
+                on_time_deliveries[ts - ts % WINDOW_MS] += 1
         highs.append(high if high is not None else -(1 << 62))
     if not events:
         raise ValueError("no event deliveries")
     stats["min_event_time_ms"] = min(e["event_time"] for e in events.values())
-    replay = _Replay(events, list(on_time), late_ids, set(), min(highs), stats)
+    replay = _Replay(events, list(on_time), late_ids, set(), min(highs), stats, on_time_deliveries, late_deliveries)
     return _outputs(replay, min(highs) - delay_ms - 1, bucket_ms)
 
 
@@ -333,6 +354,8 @@ def _outputs(replay: _Replay, final_wm: int, bucket_ms: Mapping[str, int]) -> Or
     )
     everything = list(replay.events.values())  # every unique event, in order of first send
     oracle.reconciled = _aggregate(everything, labels, _billable(everything, labels))
+    oracle.quality = _closed(_quality(replay, labels, billable), final_wm)
+    oracle.late_minute = {start: {"late_deliveries": n} for start, n in sorted(replay.late_deliveries.items())}
     oracle.stats = _stats(replay, labels, billable, oracle)
     return oracle
 
@@ -370,6 +393,30 @@ def _aggregate(on_time: list[Row], labels: dict[str, Row], billable: set[str]) -
             row["billable_" + column] += 1
             row["spend_micros"] += ev["cost_micros"]
             row["conversion_value_micros"] += ev.get("conversion_value_micros", 0)
+    return rows
+
+
+def _quality(replay: _Replay, labels: dict[str, Row], billable: set[str]) -> dict[int, Row]:
+    """mart_quality_minute summed over sources: per minute of on-time deliveries, the deliveries,
+    unique events and their exact duplicates, valid events, billable events and billing repeats."""
+    rows: dict[int, Row] = {}
+
+    def row(start: int) -> Row:
+        if start not in rows:
+            rows[start] = {"window_end_ms": start + WINDOW_MS, **dict.fromkeys(QUALITY_COLUMNS, 0)}
+        return rows[start]
+
+    for start, n in replay.on_time_deliveries.items():
+        row(start)["deliveries"] = n
+    for eid in replay.on_time:
+        ts = replay.events[eid]["event_time"]
+        r = row(ts - ts % WINDOW_MS)
+        r["unique_events"] += 1
+        r["valid_events"] += labels[eid]["invalid_reason"] is None
+        r["billable_events"] += eid in billable
+    for r in rows.values():
+        r["duplicate_deliveries"] = r["deliveries"] - r["unique_events"]
+        r["billing_repeats"] = r["valid_events"] - r["billable_events"]
     return rows
 
 

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from adagg.kafka_io import read_topic
-from adagg.oracle import TABLE_KEYS, Oracle
+from adagg.oracle import QUALITY_COLUMNS, TABLE_KEYS, Oracle
 from adagg.record_keys import flink_json_key
 from adagg.sql import output_topic
 
@@ -24,6 +24,10 @@ class Output:
     oracle_table: str  # Oracle attribute
     topic_suffix: str
     changelog: bool = False
+    # Key columns the oracle does not know (the source of a delivery: whether it came through the
+    # collector is the sender's choice): the rows are summed over them before the comparison.
+    summed_over: tuple[str, ...] = ()
+    sums: tuple[str, ...] = ()  # the columns summed then
 
 
 OUTPUTS = (
@@ -33,7 +37,29 @@ OUTPUTS = (
     Output("ad_day", "day", "ad-day"),
     Output("ad_sliding_5m", "sliding", "ad-sliding-5m"),
     Output("top_ads_minute", "top", "top-ads-minute"),
+    Output("quality_minute", "quality", "quality-minute", summed_over=("source",), sums=QUALITY_COLUMNS),
 )
+
+
+def record_key_columns(out: Output) -> tuple[str, ...]:
+    """The columns an output's records are keyed by: the oracle's key and those summed over."""
+    return (*TABLE_KEYS[out.oracle_table], *out.summed_over)
+
+
+def summed(out: Output, rows: list[dict]) -> list[dict]:
+    """An output's rows as the oracle keys them: rows equal but for out.summed_over as one, with
+    out.sums summed (the first row's other values kept)."""
+    if not out.summed_over:
+        return rows
+    key_cols, by_key = TABLE_KEYS[out.oracle_table], {}
+    for row in rows:
+        k = tuple(row[c] for c in key_cols)
+        if k not in by_key:
+            by_key[k] = {c: v for c, v in row.items() if c not in out.summed_over}
+        else:
+            for c in out.sums:
+                by_key[k][c] += row[c]
+    return list(by_key.values())
 
 
 @dataclass
@@ -62,16 +88,22 @@ class Comparison:
 
 
 def _compare(name: str, expected: dict, keyed: list[tuple[bytes | None, dict]], key_cols: tuple[str, ...],
-             changelog: bool) -> Comparison:
-    """`keyed`: the topic's (Kafka record key, value) pairs, tombstones left out."""
-    def key(row: dict):
-        return row[key_cols[0]] if len(key_cols) == 1 else tuple(row[c] for c in key_cols)
+             changelog: bool, out: Output | None = None) -> Comparison:
+    """`keyed`: the topic's (Kafka record key, value) pairs, tombstones left out. Records are keyed
+    by key_cols; with `out`, compared after summing over out.summed_over (the oracle's key is then
+    key_cols without those)."""
+    def key(row: dict, cols: tuple[str, ...]):
+        return row[cols[0]] if len(cols) == 1 else tuple(row[c] for c in cols)
 
     records = [value for _, value in keyed]
-    miskeyed = [(key(value), record_key) for record_key, value in keyed
+    miskeyed = [(key(value, key_cols), record_key) for record_key, value in keyed
                 if record_key != flink_json_key({c: value[c] for c in key_cols})]
-    keys = Counter(key(r) for r in records)
-    latest = {key(r): r for r in records}  # records are in topic order: the last one wins
+    keys = Counter(key(r, key_cols) for r in records)
+    latest = {key(r, key_cols): r for r in records}  # records are in topic order: the last one wins
+    oracle_cols = key_cols
+    if out is not None and out.summed_over:
+        oracle_cols = TABLE_KEYS[out.oracle_table]
+        latest = {key(r, oracle_cols): r for r in summed(out, list(latest.values()))}
     different = []
     for k in expected.keys() & latest.keys():
         want = expected[k]
@@ -83,6 +115,10 @@ def _compare(name: str, expected: dict, keyed: list[tuple[bytes | None, dict]], 
         missing=sorted(expected.keys() - latest.keys()), unexpected=sorted(latest.keys() - expected.keys()),
         different=sorted(different, key=lambda d: d[0]),
         repeated=[] if changelog else sorted(k for k, n in keys.items() if n > 1), miskeyed=miskeyed)
+
+
+def _window_start(key, key_cols: tuple[str, ...]) -> int:
+    return key if len(key_cols) == 1 else key[key_cols.index("window_start_ms")]
 
 
 def compare_outputs(env, oracle: Oracle, since_ms: int | None = None) -> list[Comparison]:
@@ -100,8 +136,8 @@ def compare_outputs(env, oracle: Oracle, since_ms: int | None = None) -> list[Co
                    if v is not None and in_range(v)]
         key_cols = TABLE_KEYS[out.oracle_table]
         expected = {k: v for k, v in getattr(oracle, out.oracle_table).items()
-                    if since_ms is None or k[key_cols.index("window_start_ms")] >= since_ms}
-        results.append(_compare(out.name, expected, records, key_cols, out.changelog))
+                    if since_ms is None or _window_start(k, key_cols) >= since_ms}
+        results.append(_compare(out.name, expected, records, record_key_columns(out), out.changelog, out))
     run_ids = oracle.enriched.keys() | oracle.late_event_ids
     enriched = [(k, v) for k, v in read_topic(env, env.topics.enriched.name)
                 if since_ms is None or v["event_id"] in run_ids]

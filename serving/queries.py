@@ -31,7 +31,7 @@ MINUTE_FINAL, MINUTE_LIVE = "ad_minute", "ad_minute_live"
 FINAL_BY_GRAIN = {"minute": "ad_minute", "hour": "ad_hour", "day": "ad_day"}
 TIME_COLUMN = {"events_enriched": "event_time", "late_events": "event_time"}  # others: window_start_ms
 TABLES = ("ad_minute", "ad_minute_live", "ad_hour", "ad_day", "ad_sliding_5m", "top_ads_minute", "publisher_minute",
-          "events_enriched", "late_events")
+          "quality_minute", "events_enriched", "late_events")
 MINUTE_MS = GRAINS["minute"]
 FINAL_VERSION = 1  # the streaming job's rows; reconciliation publishes corrections above it
 _TIERS = ThreadPoolExecutor(8, thread_name_prefix="pinot-tier")  # shared by all requests

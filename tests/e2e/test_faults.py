@@ -40,7 +40,7 @@ from adagg.kafka_io import end_offsets, phase_sender, read_deliveries, read_topi
 from adagg.live_traffic import Sender, timeline
 from adagg.oracle import TABLE_KEYS, derive_from_deliveries
 from adagg.sql import output_topic
-from adagg.verify import OUTPUTS, wait_for_outputs
+from adagg.verify import OUTPUTS, record_key_columns, summed, wait_for_outputs
 from collector import dev_keys
 from collector.client import collector_url
 
@@ -71,14 +71,16 @@ def check_so_far(env, since: dict[int, int]) -> dict:
     problems, rows = [], 0
     for out, records in outputs.items():
         expected = getattr(oracle, out.oracle_table)
-        keys = TABLE_KEYS[out.oracle_table]
+        record_keys, keys = record_key_columns(out), TABLE_KEYS[out.oracle_table]
         seen: dict = {}
         for _, record in records:
-            key = tuple(record[c] for c in keys)
+            key = tuple(record[c] for c in record_keys)
             if key in seen:
                 problems.append(f"{out.name}: key {key} written twice")
             seen[key] = record
-            want = expected.get(key)
+        for record in summed(out, list(seen.values())):
+            key = tuple(record[c] for c in keys)
+            want = expected.get(key if len(keys) > 1 else key[0])
             if want is None or {c: record[c] for c in want} != want:
                 problems.append(f"{out.name}: {key} is {record}, the oracle says {want}")
         rows += len(seen)

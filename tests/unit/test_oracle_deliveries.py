@@ -15,7 +15,8 @@ from adagg.traffic import generate
 
 PARTITIONS = 4
 BOUND_MS = 15_000
-TABLES = ("minute", "minute_live", "hour", "day", "sliding", "top", "enriched", "reconciled", "late_event_ids")
+TABLES = ("minute", "minute_live", "hour", "day", "sliding", "top", "enriched", "reconciled", "late_event_ids",
+          "quality", "late_minute")
 
 
 def deliveries_of(traffic, heartbeat_every: int = 0) -> list[Delivery]:

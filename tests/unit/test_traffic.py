@@ -502,3 +502,39 @@ def test_traffic_holds_separator_twins_and_campaign_switches(traffic: Traffic, d
     for key in traffic.oracle.minute:
         rows_per_old_key[key[:4]] = rows_per_old_key.get(key[:4], 0) + 1
     assert any(n > 1 for n in rows_per_old_key.values())
+
+
+def test_the_quality_table_counts_duplicates_repeats_and_late_deliveries(traffic: Traffic, derived) -> None:
+    """The oracle of mart_quality_minute and of the late deliveries per minute, from the test's own
+    classification of every send: closed minutes only (the job's window fires once), and the
+    traffic has exact duplicates and billing repeats to count."""
+    o = traffic.oracle
+    events, labs, billable = derived
+    sends = classify(traffic)
+    want: dict[int, dict[str, int]] = {}
+
+    def row(event_time: int) -> dict[str, int]:
+        return want.setdefault(event_time // MINUTE * MINUTE, {
+            "deliveries": 0, "unique_events": 0, "valid_events": 0, "billable_events": 0})
+
+    for send, late in sends:
+        if not late:
+            row(ev(send)["event_time"])["deliveries"] += 1
+    for e in events:
+        r = row(e["event_time"])
+        r["unique_events"] += 1
+        r["valid_events"] += labs[e["event_id"]]["invalid_reason"] is None
+        r["billable_events"] += e["event_id"] in billable
+    expected = {start: {**r, "window_end_ms": start + MINUTE, "duplicate_deliveries": r["deliveries"] - r["unique_events"],
+                        "billing_repeats": r["valid_events"] - r["billable_events"]}
+                for start, r in want.items() if start + MINUTE - 1 <= o.final_watermark_ms}
+    assert o.quality == expected
+    assert sum(r["duplicate_deliveries"] for r in expected.values()) > 0
+    assert sum(r["billing_repeats"] for r in expected.values()) > 0
+    late: dict[int, int] = {}
+    for send, is_late in sends:
+        if is_late:
+            start = ev(send)["event_time"] // MINUTE * MINUTE
+            late[start] = late.get(start, 0) + 1
+    assert late and o.late_minute == {start: {"late_deliveries": n} for start, n in late.items()}
+    assert Oracle.from_json(o.to_json()).quality == o.quality
