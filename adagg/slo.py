@@ -86,6 +86,13 @@ OBJECTIVES = [
               '{route!~"/metrics|/healthz"}[5m])))', "query_api_p95_s", unit="s"),
     Objective("query_api_error_ratio", 'sum(rate(adagg_query_api_requests_total{status=~"5.."}[5m])) / '
               "sum(rate(adagg_query_api_requests_total[5m]))", "query_api_max_error_ratio"),
+    # Data quality: every source together here; the alerts watch each source.
+    Objective("deliveries_per_event", "sum(adagg_quality_deliveries) / sum(adagg_quality_unique_events)",
+              "max_deliveries_per_event"),
+    Objective("billing_repeat_ratio", "sum(adagg_quality_billing_repeats) / sum(adagg_quality_valid_events)",
+              "max_billing_repeat_ratio"),
+    Objective("late_ratio", "sum(adagg_quality_late_deliveries) / "
+              "(sum(adagg_quality_deliveries) + sum(adagg_quality_late_deliveries))", "max_late_ratio"),
 ]
 
 

@@ -70,6 +70,7 @@ def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
 
     app.middleware("http")(metrics.measure)
     metrics.TABLE_AGE.run = run
+    metrics.DATA_QUALITY.run = run
 
     @app.get("/healthz", summary="The API process answers")
     def healthz() -> dict:

@@ -1,5 +1,6 @@
 """Prometheus metrics of the query API (GET /metrics): requests and their latency by route, as
-the dashboards and report jobs that call it see them, and how old each table's newest row is."""
+the dashboards and report jobs that call it see them, how old each table's newest row is, and the
+data-quality counts of the newest hour (duplicates, billing repeats, late deliveries per source)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,43 @@ class TableAge:
         yield family
 
 
+class DataQuality:
+    """adagg_quality_<count>{source}: the counts of queries.quality over the newest
+    QUALITY_MINUTES minutes of the quality table, with the span as adagg_quality_window_{start,end}_ms.
+    Read from Pinot at scrape time, like the table ages; no sample while the table is empty."""
+
+    def __init__(self) -> None:
+        self.run = None  # set by the app that serves (create_app)
+
+    def collect(self):
+        from serving import queries
+
+        counts = (*queries.QUALITY_COUNTS, "late_deliveries")
+        families = {c: GaugeMetricFamily(f"adagg_quality_{c}", f"{c} per source over the newest "
+                                         f"{queries.QUALITY_MINUTES} minutes of event time", labels=["source"])
+                    for c in counts}
+        start = GaugeMetricFamily("adagg_quality_window_start_ms", "First event-time ms the quality counts cover")
+        end = GaugeMetricFamily("adagg_quality_window_end_ms", "Event-time ms the quality counts end before")
+        if self.run is not None:
+            try:
+                q = queries.quality(self.run)
+                for source, values in q["sources"].items():
+                    for c in counts:
+                        families[c].add_metric([source], values[c])
+                if q["from_ms"] is not None:
+                    start.add_metric([], q["from_ms"])
+                    end.add_metric([], q["to_ms"])
+            except Exception as e:  # noqa: BLE001 - as in TableAge
+                log.warning("data quality not read: %s", e)
+        yield from families.values()
+        yield start
+        yield end
+
+
 TABLE_AGE = TableAge()
 REGISTRY.register(TABLE_AGE)
+DATA_QUALITY = DataQuality()
+REGISTRY.register(DATA_QUALITY)
 
 
 def route_of(request: Request) -> str:

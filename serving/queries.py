@@ -282,3 +282,31 @@ def late_events(run: Run, lo: int, hi: int, ad_id: str | None = None) -> dict:
     by_type = defaultdict(int, {r["event_type"]: int(r["n"]) for r in rows})
     return {"from_ms": lo, "to_ms": hi, "ad_id": ad_id, "late_events": sum(by_type.values()),
             "by_event_type": dict(sorted(by_type.items())), "freshness": freshness(run, ("late_events",))}
+
+
+QUALITY_TABLE = "quality_minute"
+QUALITY_COUNTS = ("deliveries", "unique_events", "duplicate_deliveries", "valid_events", "billable_events",
+                  "billing_repeats")
+QUALITY_MINUTES = 60  # the span the data-quality SLOs are measured over (docs/slo.md)
+
+
+def quality(run: Run, minutes: int = QUALITY_MINUTES) -> dict:
+    """Per source, the data-quality counts over the newest `minutes` minutes of event time the
+    quality table holds (its windows are final: each is written once, when it closes), and the late
+    deliveries of the same minutes from the late events, whenever they arrived.
+    {"from_ms", "to_ms", "sources": {source: {count: n}}}; no span while the table is empty."""
+    newest_start = newest(run, QUALITY_TABLE)
+    if newest_start is None:
+        return {"from_ms": None, "to_ms": None, "sources": {}}
+    hi = newest_start + MINUTE_MS
+    lo = hi - minutes * MINUTE_MS
+    sums = ", ".join(f"SUM({c}) AS {c}" for c in QUALITY_COUNTS)
+    sources: dict[str, dict] = {}
+    for row in run(f"SELECT source, {sums} FROM {QUALITY_TABLE} WHERE window_start_ms >= %(lo)s "
+                   f"AND window_start_ms < %(hi)s GROUP BY source LIMIT {_GROUP_LIMIT}", {"lo": lo, "hi": hi}):
+        sources[row["source"]] = {**{c: int(row[c]) for c in QUALITY_COUNTS}, "late_deliveries": 0}
+    for row in run(f"SELECT source, COUNT(*) AS late_deliveries FROM late_events WHERE event_time >= %(lo)s "
+                   f"AND event_time < %(hi)s GROUP BY source LIMIT {_GROUP_LIMIT}", {"lo": lo, "hi": hi}):
+        counts = sources.setdefault(row["source"], {**dict.fromkeys(QUALITY_COUNTS, 0), "late_deliveries": 0})
+        counts["late_deliveries"] = int(row["late_deliveries"])
+    return {"from_ms": lo, "to_ms": hi, "sources": sources}

@@ -186,7 +186,7 @@ def test_prometheus_scrapes_every_service_and_reads_their_numbers(stack):
     # The SLO rules are loaded and evaluate on these series without error.
     groups = requests.get(f"{prom}/api/v1/rules", timeout=10).json()["data"]["groups"]
     rules = [r for g in groups for r in g["rules"]]
-    assert len(rules) == 16 and all(r["health"] == "ok" for r in rules), [r.get("lastError") for r in rules]
+    assert len(rules) == 22 and all(r["health"] == "ok" for r in rules), [r.get("lastError") for r in rules]
 
 
 def test_slo_report_reads_the_running_system(stack):
@@ -211,6 +211,53 @@ def test_slo_report_reads_the_running_system(stack):
     scrape_s = int(stack.s.prometheus.scrape_interval.rstrip("s"))
     assert age is not None and rows["live_tier_age"]["value"] is not None
     assert abs(rows["live_tier_age"]["value"] - age) <= scrape_s + 5, (rows["live_tier_age"], age)
+
+
+def test_the_data_quality_slos_equal_the_oracle(stack):
+    """Duplicates, billing repeats and late deliveries of a run through the collector, as the SLO
+    report gives them (query API -> Prometheus -> `adagg slo report --json`), equal the run's
+    oracle exactly: the run starts two hours of event time after anything before it, so the
+    report's hour (the newest 60 minutes of the quality table) holds this run alone. The counts
+    are per source: the collector's API key, as the job read it from the record header."""
+    env = load("local")
+    if not flink.running_jobs(env):  # run alone: the module's first test submits it otherwise
+        ensure_topics(env, say=lambda *_: None)
+        apply(env, say=lambda *_: None)
+        flink.wait_running(env.flink.rest_url, flink.submit("local", say=lambda *_: None))
+    url = collector_url(env)
+    wait_ready(url)
+    traffic = make_traffic(env, seed=53, events=6_000, ads=20, start_ms=next_start_ms(env) + 2 * 3_600_000)
+    send_traffic(env, traffic, pause_s=4, collector_url=url)
+    oracle = traffic.oracle
+    check_run(env, oracle, pinot=False)
+    to_ms = max(oracle.quality) + 60_000
+    from_ms = to_ms - 60 * 60_000
+    assert min(oracle.quality) >= from_ms, "the run must fit the report's hour"
+    want = {c: sum(r[c] for r in oracle.quality.values()) for c in ("deliveries", "unique_events",
+                                                                     "valid_events", "billing_repeats")}
+    want["late_deliveries"] = sum(r["late_deliveries"] for k, r in oracle.late_minute.items() if from_ms <= k < to_ms)
+    assert want["deliveries"] > want["unique_events"] and want["billing_repeats"] and want["late_deliveries"]
+
+    def scraped() -> dict:
+        got = {c: [(r["metric"].get("source"), float(r["value"][1])) for r in _prometheus(stack, f"adagg_quality_{c}")]
+               for c in want}
+        got["window_end_ms"] = [float(r["value"][1]) for r in _prometheus(stack, "adagg_quality_window_end_ms")]
+        return got
+
+    expected = {**{c: [("local-sdk", float(n))] for c, n in want.items()}, "window_end_ms": [float(to_ms)]}
+    deadline = time.time() + 180  # Pinot's ingestion of the late events, and a scrape
+    while (got := scraped()) != expected:
+        assert time.time() < deadline, f"the quality series in Prometheus: {got}, the oracle's: {expected}"
+        time.sleep(2)
+
+    done = subprocess.run([sys.executable, "-m", "adagg.cli", "slo", "report", "--json"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = {r["slo"]: r for r in json.loads(done.stdout)}
+    assert rows["deliveries_per_event"]["value"] == want["deliveries"] / want["unique_events"]
+    assert rows["billing_repeat_ratio"]["value"] == want["billing_repeats"] / want["valid_events"]
+    assert rows["late_ratio"]["value"] == want["late_deliveries"] / (want["deliveries"] + want["late_deliveries"])
+    assert {rows[n]["met"] for n in ("deliveries_per_event", "billing_repeat_ratio", "late_ratio")} == {True}
 
 
 def test_a_service_that_stops_answering_raises_its_alert(stack):

@@ -57,14 +57,17 @@ class MemoryPinot:
             assert "window_start_ms < 0" in sql
             rows = []
         groups = [g.strip() for g in re.match(r"SELECT (.*?), (SUM|COUNT)", sql)[1].split(",")]
+        sums = re.findall(r"SUM\((\w+)\) AS \1", sql)
+        counted = re.search(r"COUNT\(\*\) AS (\w+)", sql)
         out: dict = {}
         for r in rows:
             key = tuple(r[g] for g in groups)
-            agg = out.setdefault(key, {**dict(zip(groups, key)), "n": 0, "version": 0,
-                                       **{m: 0 for m in queries.MEASURES}})
+            agg = out.setdefault(key, {**dict(zip(groups, key)), "n": 0, "version": 0, **{m: 0 for m in sums}})
             agg["n"] += 1
+            if counted:
+                agg[counted[1]] = agg["n"]
             agg["version"] = max(agg["version"], r.get("version", 1))
-            for m in queries.MEASURES:
+            for m in sums:
                 agg[m] += r.get(m, 0)
         ranked = re.search(r"ORDER BY billable_clicks DESC, (\w+) LIMIT (\d+) OPTION\(minServerGroupTrimSize=0\)$", sql)
         if ranked:
@@ -480,3 +483,53 @@ def test_metrics_export_each_tables_age_as_the_freshness_endpoint_gives_it(clien
     assert set(ages) == {t for t, f in fresh.items() if f["age_s"] is not None} >= {"ad_minute", "ad_minute_live"}
     for table, age in ages.items():
         assert abs(age - fresh[table]["age_s"]) < 5, table
+
+
+def quality_row(start: int, source: str, deliveries: int, unique: int, valid: int, billable: int) -> dict:
+    return {"window_start_ms": start, "source": source, "deliveries": deliveries, "unique_events": unique,
+            "duplicate_deliveries": deliveries - unique, "valid_events": valid, "billable_events": billable,
+            "billing_repeats": valid - billable}
+
+
+def test_quality_sums_the_newest_hour_per_source_with_its_late_deliveries():
+    """The newest QUALITY_MINUTES minutes the quality table holds, per source; late deliveries of
+    the same event-time span counted from the late events, a source with only late ones included;
+    older minutes and later late events left out."""
+    newest = T0 + 100 * M
+    first = newest - (queries.QUALITY_MINUTES - 1) * M  # the span's first minute
+    rows = [quality_row(first - M, "sdk", 50, 40, 40, 40),  # one minute too old
+            quality_row(first, "sdk", 10, 8, 7, 5), quality_row(newest, "sdk", 5, 5, 5, 5),
+            quality_row(newest, "s2s \u00fc|1", 3, 2, 2, 1)]
+    late = [{"event_time": first - 1, "source": "sdk"}, {"event_time": first, "source": "sdk"},
+            {"event_time": newest + M - 1, "source": "pixel"}, {"event_time": newest + M, "source": "sdk"}]
+    q = queries.quality(MemoryPinot({"quality_minute": rows, "late_events": late}))
+    assert (q["from_ms"], q["to_ms"]) == (first, newest + M)
+    assert q["sources"] == {
+        "sdk": {"deliveries": 15, "unique_events": 13, "duplicate_deliveries": 2, "valid_events": 12,
+                "billable_events": 10, "billing_repeats": 2, "late_deliveries": 1},
+        "s2s \u00fc|1": {"deliveries": 3, "unique_events": 2, "duplicate_deliveries": 1, "valid_events": 2,
+                          "billable_events": 1, "billing_repeats": 1, "late_deliveries": 0},
+        "pixel": {**dict.fromkeys(queries.QUALITY_COUNTS, 0), "late_deliveries": 1}}
+    assert queries.quality(MemoryPinot({})) == {"from_ms": None, "to_ms": None, "sources": {}}
+
+
+def test_metrics_export_the_quality_counts_per_source():
+    """adagg_quality_<count>{source} and the span, as queries.quality gives them, at scrape time."""
+    from prometheus_client import generate_latest
+    from prometheus_client.core import CollectorRegistry
+
+    from serving.metrics import DataQuality
+
+    newest = T0 + 10 * M
+    collector = DataQuality()
+    collector.run = MemoryPinot({"quality_minute": [quality_row(newest, "sdk", 7, 5, 4, 3)],
+                                 "late_events": [{"event_time": newest, "source": "sdk"}]})
+    registry = CollectorRegistry()
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    for line in ('adagg_quality_deliveries{source="sdk"} 7.0', 'adagg_quality_duplicate_deliveries{source="sdk"} 2.0',
+                 'adagg_quality_billing_repeats{source="sdk"} 1.0', 'adagg_quality_late_deliveries{source="sdk"} 1.0',
+                 f"adagg_quality_window_end_ms {float(newest + M):.8e}"):
+        assert line in text.splitlines(), line
+    collector.run = MemoryPinot({})
+    assert "adagg_quality_deliveries{" not in generate_latest(registry).decode()
