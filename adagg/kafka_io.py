@@ -31,14 +31,14 @@ def connection(env) -> dict:
 
 def ensure_topics(env, say=print) -> None:
     """Create every topic the streaming job uses that does not exist yet (its sources and sinks,
-    taken from the rendered SQL) and the collector's dead-letter topic, with the environment's
-    partitions and replication factor."""
+    taken from the rendered SQL), the collector's dead-letter topic and the reconciliation history,
+    with the environment's partitions and replication factor."""
     from adagg.sql import topics
 
     admin = KafkaAdminClient(**connection(env), request_timeout_ms=15000)
     try:
         existing = set(admin.list_topics())
-        wanted = {**topics(env), env.topics.dlq.name: env.topics.dlq.partitions}
+        wanted = {**topics(env), **{t.name: t.partitions for t in (env.topics.dlq, env.topics.reconciliations)}}
         for name, partitions in wanted.items():
             if name in existing:
                 continue

@@ -93,6 +93,10 @@ OBJECTIVES = [
               "max_billing_repeat_ratio"),
     Objective("late_ratio", "sum(adagg_quality_late_deliveries) / "
               "(sum(adagg_quality_deliveries) + sum(adagg_quality_late_deliveries))", "max_late_ratio"),
+    # The newest reconcile pass, over every grain and measure.
+    Objective("reconcile_residual", "max(adagg_reconcile_residual)", "reconcile_max_residual"),
+    Objective("served_vs_billed", "max(abs(adagg_reconcile_served_diff) / (adagg_reconcile_billed > 0))",
+              "max_served_vs_billed_ratio"),
 ]
 
 

@@ -40,6 +40,7 @@ class Backfill:
     seconds: float          # wall time: JVM start, planning and the job
     windows: dict[tuple, dict]  # the output, read once: {reconcile.diff.KEY values: row}
     job_seconds: float | None = None  # the Flink job's net runtime, as the streaming figures count it
+    cpu_seconds: float | None = None  # of the job's processes (driver and mini-cluster JVM), SessionCpu
 
     @property
     def rate(self) -> float:
@@ -48,6 +49,32 @@ class Backfill:
     @property
     def job_rate(self) -> float | None:
         return self.rows_read / self.job_seconds if self.job_seconds else None
+
+
+class SessionCpu:
+    """CPU seconds (user + system) of every process in a session, from /proc: each process's last
+    sampled figure, summed. What a process spends after its last sample is not counted, so sample
+    often (the backfill does every half second)."""
+
+    TICKS = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, session_id: int) -> None:
+        self.session_id = session_id
+        self.seen: dict[tuple[str, str], float] = {}  # (pid, start time): a reused pid is another process
+
+    def sample(self) -> None:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:  # ended meanwhile
+                continue
+            fields = text[text.rindex(")") + 2:].split()  # from field 3 (state) on: the name may hold spaces
+            if int(fields[3]) == self.session_id:
+                self.seen[(stat.parent.name, fields[19])] = (int(fields[11]) + int(fields[12])) / self.TICKS
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.seen.values())
 
 
 def archive_dir(env) -> Path:
@@ -144,9 +171,11 @@ def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s
                                     "PYTHONPATH": paths.flink_python_path(),
                                     # PyFlink starts the mini-cluster JVM with these options.
                                     "JVM_ARGS": env.archive.backfill_jvm_options})
+        cpu = SessionCpu(job.pid)  # the job leads its session (start_new_session)
         try:
             last = 0
             while job.poll() is None:
+                cpu.sample()
                 time.sleep(0.5)
                 if time.monotonic() - started - last >= progress_every_s:
                     last = time.monotonic() - started
@@ -163,10 +192,11 @@ def run(env, from_ms: int, to_ms: int, output: Path, say=print, progress_every_s
         raise RuntimeError(f"the backfill job failed (exit {job.returncode}); log {log}:\n{tail}")
     net_ms = net_runtime_ms(log.read_text(errors="replace"))
     done = Backfill(from_ms, to_ms, output, manifests, total, seconds, read_rows(output),
-                    net_ms / 1000 if net_ms is not None else None)
+                    net_ms / 1000 if net_ms is not None else None, round(cpu.seconds, 2))
     job = f"; the job itself {done.job_seconds:.1f} s, {done.job_rate:,.0f} rows/s" if done.job_seconds else ""
     say(f"  done: {total:,} rows from {len(manifests)} partitions in {seconds:.1f} s ({done.rate:,.0f} rows/s, "
-        f"JVM start and planning included{job}); {len(done.windows):,} minute windows in {output}")
+        f"JVM start and planning included{job}; {done.cpu_seconds:.1f} CPU s); {len(done.windows):,} minute windows "
+        f"in {output}")
     return done
 
 

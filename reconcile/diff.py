@@ -113,8 +113,14 @@ def late_per_window(late: Mapping[tuple[int, str], int], step_ms: int) -> dict[t
     return out
 
 
+def changed(found: list[Mismatch]) -> dict[str, int]:
+    """Per measure, how much the mismatched windows differ in all: the sum of |batch - online|."""
+    return {m: sum(abs(_value(f.batch, m) - _value(f.online, m)) for f in found) for m in MEASURES}
+
+
 def summary(online: Mapping[Key, Row], batch: Mapping[Key, Row], found: list[Mismatch]) -> dict:
-    """Totals of the comparison: keys and measure sums on each side, mismatches by reason."""
+    """Totals of the comparison: keys and measure sums on each side, mismatches by reason, and
+    how much the mismatched windows differ per measure (changed)."""
     def total(rows: Mapping[Key, Row]) -> dict:
         return {m: sum(_value(r, m) for r in rows.values()) for m in MEASURES}
     reasons: dict[str, int] = {}
@@ -122,4 +128,4 @@ def summary(online: Mapping[Key, Row], batch: Mapping[Key, Row], found: list[Mis
         reasons[m.reason] = reasons.get(m.reason, 0) + 1
     return {"online_keys": len(online), "batch_keys": len(batch), "mismatched_keys": len(found),
             "mismatches_by_reason": dict(sorted(reasons.items())), "online_totals": total(online),
-            "batch_totals": total(batch)}
+            "batch_totals": total(batch), "changed": changed(found)}

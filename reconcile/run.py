@@ -10,7 +10,9 @@ One pass over [from, to), whole hours:
    <archive.reports>/reconcile/<from>_<to>/ (mismatches.csv, summary.json);
 5. corrections go to ad_minute's own topic with tier "reconciled" and a higher version, so
    Pinot's upsert replaces the final rows (the reconciled tier: docs/archive.md). The pass waits
-   until Pinot shows every correction, then records itself in the archive's reconcile ledger.
+   until Pinot shows every correction, then records itself in the archive's reconcile ledger;
+6. it reads the serving tables again and publishes its history records (reconcile/history.py):
+   served against billed per measure, what changed, what is left (nothing, if it worked), its cost.
 The hour roll-up (ad_hour) is compared and corrected the same way, from the batch's minutes
 summed per hour; the day roll-up (ad_day) for every day the pass can recompute whole (_recomputed).
 A second pass over the same range finds the corrected rows equal to the batch and publishes nothing.
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from adagg.sql import output_topic, pipeline_version
 from archive.manifest import HOUR_MS, Partition, read_manifest
-from reconcile import backfill, diff
+from reconcile import backfill, diff, history
 from serving.queries import MEASURES, MINUTE_FINAL
 
 DAY_MS = 86_400_000
@@ -156,7 +158,8 @@ def reconcile(env, run, lo: int, hi: int, say=print, publish_corrections: bool =
                "hour": summaries["hour"], "day": {**summaries["day"], "days": [backfill.iso(d)[:10] for d in days]},
                "archive_manifests": [{"partition": m["partition"], "sha256": m["sha256"], "rows": m["rows"]}
                                      for m in done.manifests],
-               "backfill_seconds": round(done.seconds, 1), "report": str(directory)}
+               "backfill_seconds": round(done.seconds, 1), "backfill_cpu_seconds": done.cpu_seconds,
+               "report": str(directory)}
     (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for grain, (table, topic, _) in GRAINS.items():
         say(f"{grain}: compared {len(online[grain]):,} rows of {table} with {len(batch[grain]):,} recomputed: "
@@ -174,12 +177,27 @@ def reconcile(env, run, lo: int, hi: int, say=print, publish_corrections: bool =
     if not any(fixes.values()):
         say("nothing to publish: the serving tables already equal the recomputation")
     if publish_corrections:
+        left = _residual(run, lo, hi, days, batch)
+        history.publish(env, history.records(summary, left, {
+            "backfill_seconds": round(done.seconds, 3), "cpu_seconds": done.cpu_seconds or 0.0,
+            "rows_read": done.rows_read, **history.archive_cost(done.manifests)}, now_ms, version))
+        summary |= {"residual": left, "run_at_ms": now_ms}
+        (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         with (backfill.archive_dir(env) / LEDGER).open("a") as ledger:
             ledger.write(json.dumps({"from_ms": lo, "to_ms": hi, "archive_manifests": summary["archive_manifests"],
                                      "published_corrections": sum(map(len, fixes.values())),
                                      "at": backfill.iso(time.time() * 1000)}) + "\n")
     say(f"report: {directory}")
     return summary
+
+
+def _residual(run, lo: int, hi: int, days: list[int], batch: dict) -> dict[str, dict[str, int]]:
+    """Per grain and measure, how much the serving tables still differ from the recomputation,
+    read again once the corrections are visible: zeros when the pass did its job."""
+    now = {"minute": online_rows(run, lo, hi), "hour": online_rows(run, lo, hi, "ad_hour"), "day": {}}
+    for day in days:
+        now["day"] |= online_rows(run, day, day + DAY_MS, "ad_day")
+    return {grain: diff.changed(diff.mismatches(now[grain], batch[grain], {})) for grain in GRAINS}
 
 
 def reconciled_hours(env) -> dict[str, str]:

@@ -69,8 +69,8 @@ def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
                             status_code=500)
 
     app.middleware("http")(metrics.measure)
-    metrics.TABLE_AGE.run = run
-    metrics.DATA_QUALITY.run = run
+    for collector in (metrics.TABLE_AGE, metrics.DATA_QUALITY, metrics.RECONCILIATION):
+        collector.run = run
 
     @app.get("/healthz", summary="The API process answers")
     def healthz() -> dict:

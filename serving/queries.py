@@ -29,7 +29,7 @@ MEASURES = ("impressions", "clicks", "conversions", "invalid_events", "billable_
             "billable_conversions", "spend_micros", "conversion_value_micros")
 MINUTE_FINAL, MINUTE_LIVE = "ad_minute", "ad_minute_live"
 FINAL_BY_GRAIN = {"minute": "ad_minute", "hour": "ad_hour", "day": "ad_day"}
-TIME_COLUMN = {"events_enriched": "event_time", "late_events": "event_time"}  # others: window_start_ms
+TIME_COLUMN = {"events_enriched": "event_time", "late_events": "event_time", "reconciliations": "run_at_ms"}  # others: window_start_ms
 TABLES = ("ad_minute", "ad_minute_live", "ad_hour", "ad_day", "ad_sliding_5m", "top_ads_minute", "publisher_minute",
           "quality_minute", "events_enriched", "late_events")
 MINUTE_MS = GRAINS["minute"]
@@ -310,3 +310,12 @@ def quality(run: Run, minutes: int = QUALITY_MINUTES) -> dict:
         counts = sources.setdefault(row["source"], {**dict.fromkeys(QUALITY_COUNTS, 0), "late_deliveries": 0})
         counts["late_deliveries"] = int(row["late_deliveries"])
     return {"from_ms": lo, "to_ms": hi, "sources": sources}
+
+
+def newest_reconciliation(run: Run) -> list[dict]:
+    """The records of the newest reconcile pass (reconcile/history.py: one per grain and measure),
+    or [] before the first."""
+    newest_run = newest(run, "reconciliations")
+    if newest_run is None:
+        return []
+    return run("SELECT * FROM reconciliations WHERE run_at_ms = %(run_at_ms)s LIMIT 1000", {"run_at_ms": newest_run})

@@ -48,7 +48,7 @@ def test_pinot_apply_is_idempotent(stack):
     env = load("local")
     ensure_topics(env)
     assert apply(env) == [f"create {kind} {spec.name}" for spec in tables(env) for kind in ("schema", "table")]
-    assert len(tables(env)) == 10 and apply(env) == []
+    assert len(tables(env)) == 11 and apply(env) == []
     assert apply(env, dry_run=True) == []
     # A config Pinot refuses: its own validation message comes through, and nothing is half-applied.
     spec = next(t for t in tables(env) if t.name == "ad_hour")
@@ -128,6 +128,14 @@ def _until(check, timeout_s: float, what: str):
     raise AssertionError(f"{what}: not within {timeout_s} s (last: {last})")
 
 
+def _slo_report() -> dict[str, dict]:
+    """`adagg slo report --json`, as a user runs it, by SLO name."""
+    done = subprocess.run([sys.executable, "-m", "adagg.cli", "slo", "report", "--json"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return {r["slo"]: r for r in json.loads(done.stdout)}
+
+
 def test_prometheus_scrapes_every_service_and_reads_their_numbers(stack):
     """The stack's Prometheus has every service as a healthy target, and what it scraped is what the
     services say themselves: the collector's accepted count equals its own /metrics, Kafka's log end
@@ -186,7 +194,7 @@ def test_prometheus_scrapes_every_service_and_reads_their_numbers(stack):
     # The SLO rules are loaded and evaluate on these series without error.
     groups = requests.get(f"{prom}/api/v1/rules", timeout=10).json()["data"]["groups"]
     rules = [r for g in groups for r in g["rules"]]
-    assert len(rules) == 22 and all(r["health"] == "ok" for r in rules), [r.get("lastError") for r in rules]
+    assert len(rules) == 28 and all(r["health"] == "ok" for r in rules), [r.get("lastError") for r in rules]
 
 
 def test_slo_report_reads_the_running_system(stack):
@@ -194,10 +202,7 @@ def test_slo_report_reads_the_running_system(stack):
     the job and the targets agrees with Flink's REST API and Prometheus's target list, and the live
     tier's age with the query API's freshness endpoint (read a scrape apart)."""
     env = load("local")
-    done = subprocess.run([sys.executable, "-m", "adagg.cli", "slo", "report", "--json"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    rows = {r["slo"]: r for r in json.loads(done.stdout)}
+    rows = _slo_report()
     assert set(rows) == {o.name for o in OBJECTIVES}
     assert all(r["target"] == (env.slo[o.target] if isinstance(o.target, str) else o.target)
                for o in OBJECTIVES for r in [rows[o.name]])
@@ -250,10 +255,7 @@ def test_the_data_quality_slos_equal_the_oracle(stack):
         assert time.time() < deadline, f"the quality series in Prometheus: {got}, the oracle's: {expected}"
         time.sleep(2)
 
-    done = subprocess.run([sys.executable, "-m", "adagg.cli", "slo", "report", "--json"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    rows = {r["slo"]: r for r in json.loads(done.stdout)}
+    rows = _slo_report()
     assert rows["deliveries_per_event"]["value"] == want["deliveries"] / want["unique_events"]
     assert rows["billing_repeat_ratio"]["value"] == want["billing_repeats"] / want["valid_events"]
     assert rows["late_ratio"]["value"] == want["late_deliveries"] / (want["deliveries"] + want["late_deliveries"])
@@ -488,6 +490,14 @@ def test_idle_read_committed_topics_stay_queryable_and_report_their_age(stack, a
 DAY_MS = 86_400_000
 
 
+def _pass_records(run, run_at_ms: int) -> dict[tuple[str, str], dict]:
+    """One reconcile pass's history records as Pinot shows them, by (grain, measure)."""
+    def read():
+        rows = run("SELECT * FROM reconciliations WHERE run_at_ms = %(t)s LIMIT 1000", {"t": run_at_ms})
+        return rows if len(rows) == 3 * len(MEASURES) else None
+    return {(r["grain"], r["measure"]): r for r in _until(read, 60, f"the history records of pass {run_at_ms}")}
+
+
 def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stack, api, tmp_path):
     """A run alone on a day of its own, with late events: the final tier equals the oracle and
     differs from the truth (every unique event) only in windows with late events. The archive the
@@ -571,9 +581,32 @@ def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stac
         [bucket] = answer["buckets"]
         assert bucket["tier"] == "reconciled" and bucket["clicks"] == sum(
             r["clicks"] for k, r in truth.items() if k[1] == ad and hour <= k[0] < hour + 3_600_000)
+        # The pass's history in Pinot: served against billed per measure as the oracle has them,
+        # the size of the change, nothing left after it, what it read from the archive.
+        records = _pass_records(run, first["run_at_ms"])
+        for m in MEASURES:
+            rec = records[("minute", m)]
+            assert (rec["served"], rec["billed"]) == (sum(r[m] for r in final.values()), sum(r[m] for r in truth.values()))
+            assert rec["changed"] == sum(abs(truth.get(k, {}).get(m, 0) - final.get(k, {}).get(m, 0)) for k in differing)
+        assert {r["residual"] for r in records.values()} == {0}
+        assert records[("minute", "clicks")]["changed_windows"] == len(differing)
+        parts = sorted(root.glob(f"dt={date}/hr=*/part-*"))
+        assert {(r["rows_read"], r["archive_bytes"], r["archive_files"]) for r in records.values()} == {
+            (len(archived), sum(f.stat().st_size for f in parts), len(parts))}
+        assert all(r["cpu_seconds"] > 0 and r["data_days"] == 1.0 for r in records.values())
+        # ... and in the SLO report, through the query API and Prometheus.
+        _until(lambda: [1 for r in _prometheus(stack, "adagg_reconcile_run_at_ms")
+                        if float(r["value"][1]) == first["run_at_ms"]], 90, "the first pass in Prometheus")
+        slo = _slo_report()
+        assert (slo["reconcile_residual"]["value"], slo["reconcile_residual"]["met"]) == (0.0, True)
+        assert slo["served_vs_billed"]["value"] == max(abs(r["served_diff"]) / r["billed"]
+                                                       for r in records.values() if r["billed"])
+
         second = reconcile(env, run, day, day + DAY_MS, say=lambda _: None)
         assert second["mismatched_keys"] == 0 and second["published_corrections"] == 0
         assert second["hour"]["mismatched_keys"] == 0 and second["day"]["mismatched_keys"] == 0
+        assert {(r["served_diff"], r["changed"], r["residual"]) for r in _pass_records(run, second["run_at_ms"]).values()} \
+            == {(0, 0, 0)}
 
         one = billing_report(env, run, date, "pinot", out=tmp_path / "one", say=lambda _: None)
         two = billing_report(env, run, date, "pinot", out=tmp_path / "two", say=lambda _: None)

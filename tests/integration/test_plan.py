@@ -81,7 +81,7 @@ def test_every_operator_runs_at_the_environments_parallelism(graph):
     outputs = {f.stem for f in (REPO / "sql" / "sinks").glob("*.sql")
                if re.search(r"exactly_once_sink\(output_topic\(", f.read_text())}
     aggregate_sinks = {n.name for n in graph.values() if n.name.split("[")[0] in outputs}
-    assert len(outputs) == 6 and len(aggregate_sinks) == 2 * len(outputs)  # a Writer and a Committer each
+    assert len(outputs) == 7 and len(aggregate_sinks) == 2 * len(outputs)  # a Writer and a Committer each
     assert {n.parallelism for n in graph.values() if n.name in aggregate_sinks} == {env.outputs.sink_parallelism}
     single = {n.name for n in graph.values() if n.parallelism == 1} - aggregate_sinks
     assert single == {"PartitionCommitter", "end: Writer"}

@@ -55,6 +55,53 @@ def test_summary_counts_both_sides_and_reasons():
     s = diff.summary(online, batch, found)
     assert s["mismatched_keys"] == 2 and s["mismatches_by_reason"] == {"late_events": 1, "unexplained": 1}
     assert s["online_totals"]["clicks"] == 5 and s["batch_totals"]["clicks"] == 8
+    # Changed: |7 - 5| + |1 - 0| clicks; the totals' difference would hide changes that cancel out.
+    assert s["changed"]["clicks"] == 3 and s["changed"]["impressions"] == 0
+    cancel = diff.mismatches(keyed(row(0, "a", 5), row(0, "b", 1)), keyed(row(0, "a", 4), row(0, "b", 2)), {})
+    assert diff.changed(cancel)["clicks"] == 2
+
+
+def test_history_records_each_grain_and_measure_with_the_pass_and_its_cost():
+    """One record per grain and measure: served against billed from the summary, what is left from
+    the re-read, the pass's cost repeated on each, its columns those of the Pinot table."""
+    from reconcile import history
+
+    online, batch = keyed(row(0, "a", 5)), keyed(row(0, "a", 7), row(0, "b", 1))
+    found = diff.mismatches(online, batch, {})
+    figures = {**diff.summary(online, batch, found), "published_corrections": 2}
+    summary = {"from_ms": 0, "to_ms": 3_600_000, **figures, "hour": figures, "day": figures, "report": "r/x"}
+    residual = {g: dict.fromkeys(MEASURES, 0) for g in ("minute", "hour", "day")}
+    residual["hour"]["clicks"] = 1
+    cost = {"backfill_seconds": 12.5, "cpu_seconds": 20.0, "rows_read": 9,
+            **history.archive_cost([{"files": [{"bytes": 100}, {"bytes": 50}]}, {"files": [{"bytes": 7}]}])}
+    rows = history.records(summary, residual, cost, run_at_ms=42, pipeline_version="v")
+    assert len(rows) == 3 * len(MEASURES) and all(set(r) == set(history.COLUMNS) for r in rows)
+    clicks = {r["grain"]: r for r in rows if r["measure"] == "clicks"}
+    assert (clicks["minute"]["served"], clicks["minute"]["billed"], clicks["minute"]["served_diff"]) == (5, 8, 3)
+    assert (clicks["minute"]["changed"], clicks["minute"]["changed_windows"], clicks["minute"]["residual"]) == (3, 2, 0)
+    assert clicks["hour"]["residual"] == 1
+    assert (clicks["day"]["archive_bytes"], clicks["day"]["archive_files"], clicks["day"]["data_days"]) == (157, 3, 1 / 24)
+    assert {r["run_at_ms"] for r in rows} == {42} and {r["cpu_seconds"] for r in rows} == {20.0}
+
+
+def test_session_cpu_counts_a_job_and_its_children():
+    """SessionCpu sums user + system time of every process of a session, children included, and
+    none outside it."""
+    import subprocess
+    import sys
+    import time
+
+    from reconcile.backfill import SessionCpu
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\ntime.sleep(0.5)"
+    script = f"import subprocess, sys; c = subprocess.Popen([sys.executable, '-c', {burn!r}]); exec({burn!r}); c.wait()"
+    job = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    cpu = SessionCpu(job.pid)
+    while job.poll() is None:
+        cpu.sample()
+        time.sleep(0.05)
+    assert len(cpu.seen) >= 2 and 0.8 <= cpu.seconds < 5, cpu.seen
+    assert SessionCpu(-1).seconds == 0
 
 
 def test_billing_report_sums_per_level_and_is_byte_identical(tmp_path):

@@ -533,3 +533,41 @@ def test_metrics_export_the_quality_counts_per_source():
         assert line in text.splitlines(), line
     collector.run = MemoryPinot({})
     assert "adagg_quality_deliveries{" not in generate_latest(registry).decode()
+
+
+def test_metrics_export_the_newest_reconcile_pass():
+    """adagg_reconcile_*: the newest pass's records only (an older pass left a residual that the
+    newer one cleared), per grain and measure, per grain, and per pass; nothing before a pass."""
+    from prometheus_client import generate_latest
+    from prometheus_client.core import CollectorRegistry
+
+    from reconcile.history import COLUMNS
+    from serving.metrics import Reconciliation
+
+    def record(run_at_ms: int, grain: str, measure: str, residual: int) -> dict:
+        return {**{c: 0 for c in COLUMNS}, "run_at_ms": run_at_ms, "grain": grain, "measure": measure,
+                "served": 5, "billed": 8, "served_diff": 3, "changed": 3, "residual": residual,
+                "changed_windows": 2, "cpu_seconds": 1.5, "archive_bytes": 157}
+
+    history = [record(1, "minute", "clicks", 4), record(2, "minute", "clicks", 0), record(2, "hour", "clicks", 0)]
+    asked = []
+
+    def run(sql: str, bound: dict) -> list[dict]:  # the two statements queries.newest_reconciliation sends
+        asked.append(sql)
+        if sql.startswith("SELECT MAX(run_at_ms)"):
+            return [{"newest": max((r["run_at_ms"] for r in history), default=float("-inf"))}]
+        return [r for r in history if r["run_at_ms"] == bound["run_at_ms"]]
+
+    collector = Reconciliation()
+    collector.run = run
+    registry = CollectorRegistry()
+    registry.register(collector)
+    lines = generate_latest(registry).decode().splitlines()
+    for line in ('adagg_reconcile_residual{grain="minute",measure="clicks"} 0.0',
+                 'adagg_reconcile_served_diff{grain="hour",measure="clicks"} 3.0',
+                 'adagg_reconcile_changed_windows{grain="minute"} 2.0', "adagg_reconcile_run_at_ms 2.0",
+                 "adagg_reconcile_cpu_seconds 1.5", "adagg_reconcile_archive_bytes 157.0"):
+        assert line in lines, line
+    assert len([x for x in lines if x.startswith("adagg_reconcile_residual{")]) == 2
+    history.clear()
+    assert not [x for x in generate_latest(registry).decode().splitlines() if not x.startswith("#")]

@@ -25,7 +25,7 @@ def test_renders_and_splits(env_name, job):
     assert statements[-1].rstrip().endswith("END")
     assert env.kafka.bootstrap_servers in sql
     for key, topic in env.topics.items():
-        if key != "dlq":  # the collector's dead-letter topic; no job reads it
+        if key not in ("dlq", "reconciliations"):  # the collector's and reconciliation's; no job reads them
             assert f"'topic' = '{topic.name}'" in sql
 
 
