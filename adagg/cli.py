@@ -249,6 +249,22 @@ def cmd_report(args) -> None:
         run.close()
 
 
+def cmd_lineage(args) -> None:
+    import json
+
+    from serving.lineage import format_lineage, lineage, parse_key, sources_of
+    from serving.runner import PinotRunner
+
+    env = envs.load(args.env)
+    key = parse_key(args.table, args.key)
+    run = PinotRunner(env.pinot.broker_url, timeout_s=60)
+    try:
+        answer = lineage(run, args.table, key, sources_of(env))
+    finally:
+        run.close()
+    print(json.dumps(answer, indent=2) if args.json else format_lineage(answer))
+
+
 def cmd_slo(args) -> None:
     from adagg.slo import check_rules, format_report, render_rules, report, write_rules
     from adagg.stack import StackError
@@ -329,6 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prometheus", help="report: the Prometheus to ask (default: the local stack's)")
     _env_arg(p)
     p.set_defaults(func=cmd_slo)
+
+    p = sub.add_parser("lineage", help="where one aggregate row comes from: tier, versions, archive manifests, "
+                                       "reconciliation changes",
+                       description="The row of TABLE under its primary key (values in key order, e.g. ad_minute: "
+                       "window_start_ms ad_id country device_type campaign_id advertiser_id vertical): its tier, "
+                       "version, pipeline and SQL version and computation time; the archive partitions of its window "
+                       "with their manifests; the reconcile passes over it and what they changed.")
+    p.add_argument("table")
+    p.add_argument("key", nargs="+", help="the primary key's values, in key order")
+    p.add_argument("--json", action="store_true")
+    _env_arg(p)
+    p.set_defaults(func=cmd_lineage)
 
     p = sub.add_parser("pinot", help="create or update the Pinot schemas and tables")
     p.add_argument("action", choices=["apply"])
@@ -444,12 +472,13 @@ def main(argv: list[str] | None = None) -> int:
     from collector.client import CollectorError
     from archive.manifest import ArchiveError
     from reconcile.schedule import NotReconciled
+    from serving.lineage import NotFound
     from serving.runner import PinotUnavailable
 
     try:
         args.func(args)
     except (StackError, PinotError, PinotUnavailable, CollectorError, envs.EnvError, ValueError, ArchiveError,
-            NotReconciled) as exc:
+            NotReconciled, NotFound) as exc:
         print(f"adagg: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -17,8 +17,9 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from serving import answers, metrics, params
+from serving import answers, lineage, metrics, params
 from serving.answers import TIER_RULE
+from serving.lineage import NotFound, Sources
 from serving.params import BadParameter, Filters
 from serving.runner import BoundaryCache, PinotRunner, PinotUnavailable
 
@@ -28,10 +29,11 @@ _FILTER_DOC = {"country": "ISO 3166 alpha-2 (ZZ: unknown)", "device_type": ", ".
                "campaign_id": "a campaign id", "advertiser_id": "an advertiser id"}
 
 
-def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
+def create_app(run=None, broker_url: str = "http://127.0.0.1:8099", sources: Sources | None = None) -> FastAPI:
     """`run(sql, params) -> rows` defaults to a PinotRunner on broker_url, its whole-table
     statements (tier boundaries, freshness) kept fresh in the background, every second
-    (serving.runner.BoundaryCache), so that requests do not wait for them."""
+    (serving.runner.BoundaryCache), so that requests do not wait for them. `sources`: the archive
+    and report folders the lineage endpoint reads (without them it answers 404)."""
     own = run is None
     run = run or BoundaryCache(PinotRunner(broker_url), ttl_s=1.0, background=True)
 
@@ -45,6 +47,10 @@ def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
     app = FastAPI(title="adagg query API", version="1", lifespan=lifespan, description=(
         "Ad metrics from Apache Pinot for dashboards and reports. " + TIER_RULE +
         " Times are epoch milliseconds (or ISO 8601 in parameters), UTC; money is in micros."))
+
+    @app.exception_handler(NotFound)
+    async def not_found(_request: Request, error: NotFound):
+        return JSONResponse({"error": "not_found", "message": str(error)}, status_code=404)
 
     @app.exception_handler(BadParameter)
     async def bad_parameter(_request: Request, error: BadParameter):
@@ -129,5 +135,21 @@ def create_app(run=None, broker_url: str = "http://127.0.0.1:8099") -> FastAPI:
     @app.get("/v1/freshness", summary="Per table: rows, newest event time visible, and its age")
     def freshness() -> dict:
         return answers.freshness(run)
+
+    @app.get("/v1/lineage/{table}", summary="Where one aggregate row comes from: tier, versions, archive "
+             "manifests, reconciliation changes", description="Give every primary key column of the table as a "
+             "query parameter, e.g. /v1/lineage/publisher_minute?window_start_ms=...&publisher_id=...")
+    def row_lineage(table: str, request: Request) -> dict:
+        if sources is None:
+            raise NotFound("this API was started without the archive: no lineage")
+        try:
+            columns = [c for c, _ in lineage.key_columns(table)]
+            given = dict(request.query_params)
+            if set(given) != set(columns):
+                raise BadParameter(f"{table}'s key is {', '.join(columns)}; give each once (got {', '.join(given)})")
+            key = lineage.parse_key(table, [given[c] for c in columns])
+        except ValueError as e:
+            raise BadParameter(str(e)) from None
+        return lineage.lineage(run, table, key, sources)
 
     return app

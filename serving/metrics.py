@@ -78,7 +78,8 @@ class DataQuality(FromPinot):
         out = {c: GaugeMetricFamily(f"adagg_quality_{c}", f"{c} per source over the newest "
                                     f"{queries.QUALITY_MINUTES} minutes of event time", labels=["source"])
                for c in (*queries.QUALITY_COUNTS, "late_deliveries")}
-        out["start"] = GaugeMetricFamily("adagg_quality_window_start_ms", "First event-time ms the quality counts cover")
+        out["start"] = GaugeMetricFamily("adagg_quality_window_start_ms",
+                                         "First event-time ms the quality counts cover")
         out["end"] = GaugeMetricFamily("adagg_quality_window_end_ms", "Event-time ms the quality counts end before")
         return out
 
@@ -111,7 +112,8 @@ class Reconciliation(FromPinot):
                                     labels=["grain", "measure"]) for f in self.PER_MEASURE}
         out |= {f: GaugeMetricFamily(f"adagg_reconcile_{f}", f"{f} per grain, newest reconcile pass", labels=["grain"])
                 for f in self.PER_GRAIN}
-        out |= {f: GaugeMetricFamily(f"adagg_reconcile_{f}", f"{f} of the newest reconcile pass") for f in self.PER_PASS}
+        out |= {f: GaugeMetricFamily(f"adagg_reconcile_{f}", f"{f} of the newest reconcile pass")
+                for f in self.PER_PASS}
         return out
 
     def fill(self, families, run):

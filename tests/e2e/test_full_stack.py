@@ -594,6 +594,20 @@ def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stac
         assert {(r["rows_read"], r["archive_bytes"], r["archive_files"]) for r in records.values()} == {
             (len(archived), sum(f.stat().st_size for f in parts), len(parts))}
         assert all(r["cpu_seconds"] > 0 and r["data_days"] == 1.0 for r in records.values())
+        # The lineage of a corrected row, from the CLI and the API: reconciled, version 2, the sealed
+        # manifest of its hour, and the change from the final tier's value to the truth's.
+        key = sorted(differing)[0]
+        cli = subprocess.run([sys.executable, "-m", "adagg.cli", "lineage", "ad_minute", *map(str, key), "--json"],
+                             cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert cli.returncode == 0, cli.stderr
+        traced = json.loads(cli.stdout)
+        assert traced == httpx.get(f"{api}/v1/lineage/ad_minute", params=dict(zip(KEY, map(str, key)))).json()
+        assert (traced["tier"], traced["version"]) == ("reconciled", 2)
+        [hour_part] = traced["archive"]
+        assert hour_part["sha256"] == json.loads((root / hour_part["partition"] / "_MANIFEST.json").read_text())["sha256"]
+        [changed] = [p for p in traced["reconciliation"]["passes"] if p["changed"]]
+        assert changed["change"]["from"] == {m: final.get(key, {}).get(m, 0) for m in MEASURES}
+        assert changed["change"]["to"] == {m: truth.get(key, {}).get(m, 0) for m in MEASURES}
         # ... and in the SLO report, through the query API and Prometheus.
         _until(lambda: [1 for r in _prometheus(stack, "adagg_reconcile_run_at_ms")
                         if float(r["value"][1]) == first["run_at_ms"]], 90, "the first pass in Prometheus")
