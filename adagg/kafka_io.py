@@ -229,7 +229,9 @@ def read_deliveries(env, since: dict[int, int] | None = None):
                     continue
                 p = msg.partition()
                 if left.get(p, 0) > 0 and msg.offset() < ends[p]:
-                    out.append(Delivery(p, msg.offset(), loads(msg.value())))
+                    received = dict(msg.headers() or ()).get("adagg-received-at")
+                    out.append(Delivery(p, msg.offset(), loads(msg.value()),
+                                        int(received) if received is not None else None))
                     left[p] -= 1
     finally:
         consumer.close()

@@ -279,6 +279,7 @@ class Delivery:
     partition: int
     offset: int
     record: Mapping[str, Any]
+    received_at_ms: int | None = None  # the collector's adagg-received-at header (None: not through it)
 
 
 def derive_from_deliveries(deliveries: Iterable[Delivery], partitions: int, delay_ms: int,

@@ -75,7 +75,7 @@ def create_app(run=None, broker_url: str = "http://127.0.0.1:8099", sources: Sou
                             status_code=500)
 
     app.middleware("http")(metrics.measure)
-    for collector in (metrics.TABLE_AGE, metrics.DATA_QUALITY, metrics.RECONCILIATION):
+    for collector in (metrics.TABLE_AGE, metrics.FRESHNESS, metrics.DATA_QUALITY, metrics.RECONCILIATION):
         collector.run = run
 
     @app.get("/healthz", summary="The API process answers")

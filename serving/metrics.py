@@ -1,6 +1,6 @@
 """Prometheus metrics of the query API (GET /metrics): requests and their latency by route, as
-the dashboards and report jobs that call it see them, how old each table's newest row is, the
-data-quality counts of the newest hour (duplicates, billing repeats, late deliveries per source)
+the dashboards and report jobs that call it see them, how old each table's newest row is, how long
+accepted events take to be visible, the data-quality counts of the newest hour (duplicates, billing repeats, late deliveries per source)
 and the newest reconcile pass (served against billed, what is left, its cost): docs/slo.md."""
 
 from __future__ import annotations
@@ -63,6 +63,26 @@ class TableAge(FromPinot):
         for table, fresh in queries.freshness(run, queries.TABLES).items():
             if fresh["age_s"] is not None:
                 families["age"].add_metric([table], fresh["age_s"])
+
+
+class Freshness(FromPinot):
+    """adagg_freshness_seconds{tier}: now minus the newest collector acceptance the live tier
+    (ad_minute_live) and the final tier (quality_minute, closed with it) show, at scrape time. With
+    traffic flowing, how long an accepted event takes to be visible; Prometheus takes percentiles
+    over time of it (docs/slo.md#freshness). No sample before collector traffic reached a table."""
+
+    what = "freshness"
+
+    def families(self):
+        return {"lag": GaugeMetricFamily("adagg_freshness_seconds", "Now minus the newest collector acceptance "
+                                         "a tier shows", labels=["tier"])}
+
+    def fill(self, families, run):
+        from serving import queries
+
+        for tier, lag in queries.received_lags(run).items():
+            if lag is not None:
+                families["lag"].add_metric([tier], lag)
 
 
 class DataQuality(FromPinot):
@@ -132,6 +152,8 @@ class Reconciliation(FromPinot):
 
 TABLE_AGE = TableAge()
 REGISTRY.register(TABLE_AGE)
+FRESHNESS = Freshness()
+REGISTRY.register(FRESHNESS)
 DATA_QUALITY = DataQuality()
 REGISTRY.register(DATA_QUALITY)
 RECONCILIATION = Reconciliation()

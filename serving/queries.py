@@ -319,3 +319,27 @@ def newest_reconciliation(run: Run) -> list[dict]:
     if newest_run is None:
         return []
     return run("SELECT * FROM reconciliations WHERE run_at_ms = %(run_at_ms)s LIMIT 1000", {"run_at_ms": newest_run})
+
+
+# Per tier, the table whose rows carry the newest collector acceptance among their events
+# (max_received_at_ms): the live tier's own, and for the final tier the quality table, whose
+# windows close and commit with the final tier's (docs/slo.md#freshness).
+FRESHNESS_TABLES = {"live": MINUTE_LIVE, "final": QUALITY_TABLE}
+FRESHNESS_SPAN_MINUTES = 60  # the newest windows searched: an event is accepted near its event time
+
+
+def received_lags(run: Run, now_ms: int | None = None) -> dict[str, float | None]:
+    """Per tier, now minus the newest collector acceptance its table shows, in seconds: with traffic
+    flowing, how long an accepted event takes to become visible there. None: no row carries one
+    (an empty table, or traffic that did not come through the collector)."""
+    out: dict[str, float | None] = {}
+    for tier, table in FRESHNESS_TABLES.items():
+        newest_window = newest(run, table)
+        received = None
+        if newest_window is not None:
+            rows = run(f"SELECT MAX(max_received_at_ms) AS received FROM {table} WHERE window_start_ms >= %(lo)s",
+                       {"lo": newest_window - FRESHNESS_SPAN_MINUTES * MINUTE_MS})
+            received = finite_int(rows[0]["received"]) if rows else None
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        out[tier] = None if received is None or received <= 0 else (now - received) / 1000
+    return out

@@ -23,6 +23,7 @@ CREATE TABLE snk_ad_minute_live (
   billable_conversions BIGINT,
   spend_micros BIGINT,
   conversion_value_micros BIGINT,
+  max_received_at_ms BIGINT,
   tier STRING,
   version BIGINT,
   pipeline_version STRING,

@@ -12,6 +12,7 @@ CREATE TABLE snk_quality_minute (
   valid_events BIGINT,
   billable_events BIGINT,
   billing_repeats BIGINT,
+  max_received_at_ms BIGINT,
   tier STRING,
   version BIGINT,
   pipeline_version STRING,

@@ -20,7 +20,7 @@ SELECT
   cost_micros, conversion_value_micros, kafka_offset, proc_time, ts,
   {{ billing_key('ad_id', 'user_id', 'event_type', 'event_time') }} AS billing_key,
 {%- call streaming_only() %}
-  schema_version, ip, user_agent, placement_id, referrer_domain, source,
+  schema_version, ip, user_agent, placement_id, referrer_domain, source, received_at_ms,
 {%- endcall %}
 {%- if python_udfs %}
   SPLIT(enrich_event({{ enrichment_input('ip', 'campaign_id', 'user_agent') }}), CHR(31)) AS enrichment

@@ -8,7 +8,7 @@ SELECT
   event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
   cost_micros, conversion_value_micros, kafka_offset, ts, billing_key,
 {%- call streaming_only() %}
-  schema_version, ip, user_agent, placement_id, referrer_domain, source,
+  schema_version, ip, user_agent, placement_id, referrer_domain, source, received_at_ms,
 {%- endcall %}
   enrichment
 FROM (

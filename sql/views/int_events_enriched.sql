@@ -10,7 +10,7 @@ SELECT
   event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
   cost_micros, COALESCE(conversion_value_micros, CAST(0 AS BIGINT)) AS conversion_value_micros,
 {%- call streaming_only() %}
-  schema_version, ip, user_agent, placement_id, referrer_domain,
+  schema_version, ip, user_agent, placement_id, referrer_domain, received_at_ms,
   {{ enrichment_field('enrichment', 'os') }} AS os,
   {{ enrichment_field('enrichment', 'browser') }} AS browser,
 {%- endcall %}

@@ -10,6 +10,8 @@ SELECT
   event_time - MOD(event_time, 60000) + 60000 AS window_end_ms,
   ad_id, campaign_id, advertiser_id, vertical, country, device_type,
 {{ sum_measures() }},
+  -- The newest collector acceptance among the row's events: the live tier's freshness (docs/slo.md).
+  MAX(received_at_ms) AS max_received_at_ms,
 {{ lineage('live') }}
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),

@@ -16,6 +16,9 @@ SELECT
   SUM(valid_events) AS valid_events,
   SUM(billable_events) AS billable_events,
   SUM(valid_events) - SUM(billable_events) AS billing_repeats,
+  -- The newest collector acceptance among the window's deliveries: written when the window
+  -- closes, like every final row, so now minus it is the final tier's freshness (docs/slo.md).
+  MAX(received_at_ms) AS max_received_at_ms,
 {{ lineage('final') }}
 FROM TABLE(
   TUMBLE(TABLE int_quality_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)

@@ -3,7 +3,8 @@
 -- dropped), minus the same delay as the source's WATERMARK. The late split tests each delivery
 -- against it as well as against CURRENT_WATERMARK.
 -- Grain: one event delivery (duplicates included). Input: src_ad_events_raw.
--- Each delivery also gets its source: the API key it came in with (the collector's record header).
+-- Each delivery also gets its source (the API key it came in with) and the time the collector
+-- accepted it, from the collector's record headers.
 -- Why: Flink checkpoints no source watermark. After any restore CURRENT_WATERMARK(ts) is NULL, then
 -- low, until fresh watermarks arrive, while every window operator restores its own and drops the
 -- rows of windows it has already fired, silently. This running maximum is keyed state, restored
@@ -20,6 +21,9 @@ SELECT *,
   -- Who sent it: the collector's API key name; 'direct' for a record written to Kafka without the
   -- collector (replays, tests, benchmarks).
   COALESCE(CAST(kafka_headers['adagg-source'] AS STRING), 'direct') AS source,
+  -- When the collector accepted it (epoch ms; NULL without the collector): what the freshness
+  -- SLOs measure from (docs/slo.md#freshness).
+  TRY_CAST(CAST(kafka_headers['adagg-received-at'] AS STRING) AS BIGINT) AS received_at_ms,
   TO_TIMESTAMP_LTZ(partition_high_ms, 3)
     - INTERVAL '{{ env.flink.watermark_bound_seconds }}' SECOND
     - INTERVAL '{{ env.flink.allowed_lateness_seconds }}' SECOND AS partition_watermark

@@ -22,7 +22,7 @@ import requests
 from adagg import flink
 from adagg.demo import make_traffic, next_start_ms, run_since_ms, wait_for_pinot
 from adagg.env import load
-from adagg.kafka_io import end_offsets, ensure_topics, send_traffic
+from adagg.kafka_io import end_offsets, ensure_topics, read_deliveries, send_traffic
 from adagg.paths import REPO, data
 from adagg.pinot import PinotError, TableSpec, apply, query, tables
 from adagg.record_keys import flink_json_key
@@ -194,7 +194,7 @@ def test_prometheus_scrapes_every_service_and_reads_their_numbers(stack):
     # The SLO rules are loaded and evaluate on these series without error.
     groups = requests.get(f"{prom}/api/v1/rules", timeout=10).json()["data"]["groups"]
     rules = [r for g in groups for r in g["rules"]]
-    assert len(rules) == 28 and all(r["health"] == "ok" for r in rules), [r.get("lastError") for r in rules]
+    assert len(rules) == 33 and all(r["health"] == "ok" for r in rules), [r.get("lastError") for r in rules]
 
 
 def test_slo_report_reads_the_running_system(stack):
@@ -218,6 +218,39 @@ def test_slo_report_reads_the_running_system(stack):
     assert abs(rows["live_tier_age"]["value"] - age) <= scrape_s + 5, (rows["live_tier_age"], age)
 
 
+def _check_freshness(stack, env, oracle, deliveries) -> None:
+    """The collector's acceptance times carried to the tables, exactly: the live tier's newest is
+    that of the newest first delivery of an on-time event, the final tier's (quality_minute) that of
+    the newest on-time delivery in a closed window, as the raw topic's headers hold them. The query
+    API's adagg_freshness_seconds is then the scrape's time minus them."""
+    events = [d for d in deliveries if "heartbeat" not in d.record]
+    assert events and all(d.received_at_ms for d in events)
+    first: dict = {}
+    for d in sorted(events, key=lambda d: (d.partition, d.offset)):  # an event's deliveries share a partition
+        first.setdefault(d.record["event_id"], d)
+    want = {"live": max(first[e].received_at_ms for e in oracle.enriched),
+            "final": max(d.received_at_ms for d in events if d.record["event_id"] not in oracle.late_event_ids
+                         and d.record["event_time"] // 60_000 * 60_000 in oracle.quality)}
+    since = run_since_ms(oracle)
+    deadline = time.time() + 120
+    while True:
+        shown = {tier: query(env, f"SELECT MAX(max_received_at_ms) AS r FROM {table} WHERE window_start_ms >= %(since)s",
+                             {"since": since})[0]["r"] for tier, table in (("live", "ad_minute_live"),
+                                                                          ("final", "quality_minute"))}
+        if shown == want:
+            break
+        assert time.time() < deadline, f"newest acceptance per tier in Pinot: {shown}, in the raw topic: {want}"
+        time.sleep(2)
+    # The scrape's time minus the gauge is the acceptance it measured from (one sample, one query).
+    while True:
+        measured = {r["metric"]["tier"]: float(r["value"][1]) for r in _prometheus(
+            stack, "timestamp(adagg_freshness_seconds) - adagg_freshness_seconds")}
+        if measured.keys() == want.keys() and all(abs(measured[t] - want[t] / 1000) < 2 for t in want):
+            break
+        assert time.time() < deadline + 60, f"scrape time - adagg_freshness_seconds: {measured}, accepted at {want}"
+        time.sleep(2)
+
+
 def test_the_data_quality_slos_equal_the_oracle(stack):
     """Duplicates, billing repeats and late deliveries of a run through the collector, as the SLO
     report gives them (query API -> Prometheus -> `adagg slo report --json`), equal the run's
@@ -232,9 +265,11 @@ def test_the_data_quality_slos_equal_the_oracle(stack):
     url = collector_url(env)
     wait_ready(url)
     traffic = make_traffic(env, seed=53, events=6_000, ads=20, start_ms=next_start_ms(env) + 2 * 3_600_000)
+    since = end_offsets(env, env.topics.raw.name)
     send_traffic(env, traffic, pause_s=4, collector_url=url)
     oracle = traffic.oracle
     check_run(env, oracle, pinot=False)
+    _check_freshness(stack, env, oracle, read_deliveries(env, since))
     to_ms = max(oracle.quality) + 60_000
     from_ms = to_ms - 60 * 60_000
     assert min(oracle.quality) >= from_ms, "the run must fit the report's hour"

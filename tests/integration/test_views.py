@@ -29,7 +29,7 @@ from tests.integration.conftest import isolated_env
 
 FIXTURE = yaml.safe_load((Path(__file__).parent / "fixtures" / "views.yaml").read_text())
 T0 = FIXTURE["t0"]
-MS_COLUMNS = ("window_start_ms", "window_end_ms")
+MS_COLUMNS = ("window_start_ms", "window_end_ms", "max_received_at_ms")
 COSTLESS = {"conversion_value_micros"}
 
 
@@ -52,7 +52,7 @@ def absolute(row: dict) -> dict:
     """Fixture offsets -> epoch ms: window bounds, and the bucket at the end of a billing key."""
     out = dict(row)
     for col in MS_COLUMNS:
-        if col in out:
+        if out.get(col) is not None:
             out[col] += T0
     if "billing_key" in out:
         *head, bucket = out["billing_key"].split("|")
@@ -70,12 +70,13 @@ def t_env(kafka):
     buckets = bucket_ms(env)
     producer = KafkaProducer(bootstrap_servers=env.kafka.bootstrap_servers, acks="all")
     for event in fixture_events(env):
-        # The collector's source header, as it writes it; an event without one came "direct".
+        # The collector's headers as it writes them (accepted 500 ms after the event time, here);
+        # an event without them came "direct".
         source = FIXTURE["sources"].get(event["event_id"], FIXTURE["sources"]["default"])
+        headers = [] if source is None else [("adagg-source", source.encode()),
+                                             ("adagg-received-at", str(event["event_time"] + 500).encode())]
         producer.send(env.topics.raw.name, key=billing_key(event, buckets).encode(),
-                      value=json.dumps(event).encode(),
-                      headers=[] if source is None else [("adagg-source", source.encode())],
-                      partition=0)
+                      value=json.dumps(event).encode(), headers=headers, partition=0)
     producer.flush()
     producer.close()
 

@@ -571,3 +571,37 @@ def test_metrics_export_the_newest_reconcile_pass():
     assert len([x for x in lines if x.startswith("adagg_reconcile_residual{")]) == 2
     history.clear()
     assert not [x for x in generate_latest(registry).decode().splitlines() if not x.startswith("#")]
+
+
+def test_received_lags_per_tier_from_the_newest_collector_acceptance():
+    """Now minus the newest max_received_at_ms of each tier's table (over its newest windows); a
+    table whose rows carry none (Pinot's null for a LONG is its minimum) or no table: no lag."""
+    from prometheus_client import generate_latest
+    from prometheus_client.core import CollectorRegistry
+
+    from serving.metrics import Freshness
+
+    null = -(2 ** 63)
+    live = [row(T0, max_received_at_ms=T0 + 5_000), row(T0 + M, max_received_at_ms=T0 + 62_000),
+            row(T0 + M, ad="ad-2", max_received_at_ms=null)]
+    quality = [quality_row(T0, "sdk", 1, 1, 1, 1) | {"max_received_at_ms": T0 + 50_000}]
+
+    def run(sql: str, bound: dict) -> list[dict]:
+        table = re.search(r" FROM (\w+)", sql)[1]
+        rows = {"ad_minute_live": live, "quality_minute": quality}.get(table, [])
+        if sql.startswith("SELECT MAX(window_start_ms)"):
+            return [{"newest": max((r["window_start_ms"] for r in rows), default=float("-inf"))}]
+        assert "window_start_ms >= %(lo)s" in sql
+        rows = [r for r in rows if r["window_start_ms"] >= bound["lo"]]
+        return [{"received": max((r["max_received_at_ms"] for r in rows), default=float("-inf"))}]
+
+    assert queries.received_lags(run, now_ms=T0 + 64_500) == {"live": 2.5, "final": 14.5}
+    quality[0]["max_received_at_ms"] = null  # direct traffic only
+    assert queries.received_lags(run, now_ms=T0 + 64_500) == {"live": 2.5, "final": None}
+    collector = Freshness()
+    collector.run = run
+    registry = CollectorRegistry()
+    registry.register(collector)
+    lines = generate_latest(registry).decode().splitlines()
+    assert [x.split(" ")[0] for x in lines if x.startswith("adagg_freshness_seconds{")] == [
+        'adagg_freshness_seconds{tier="live"}']

@@ -37,3 +37,14 @@ def test_the_report_compares_each_value_with_its_target():
     assert re.search(r"live_tier_age\s+200s\s+<= 180s\s+✗", text)
     assert re.search(r"streaming_jobs_running\s+0\s+>= 1\s+✗", text)
     assert re.search(r"collector_unavailable_ratio\s+no data\s+<= 0.01\s+–", text)
+
+
+def test_the_final_tiers_freshness_target_is_what_its_windows_allow():
+    """window + watermark bound + allowed lateness + two checkpoints: an event accepted just after a
+    minute starts is visible in the final tier once the minute is over, the watermark has passed it
+    and a checkpoint has committed it; the second checkpoint is slack."""
+    for name in names():
+        env = load(name)
+        checkpoint_s = int(env.flink.checkpoint_interval.removesuffix(" s"))
+        assert env.slo.final_p95_s == (60 + env.flink.watermark_bound_seconds + env.flink.allowed_lateness_seconds
+                                       + 2 * checkpoint_s), name

@@ -181,6 +181,8 @@ WHERE billing_rank = 1;
 
 -- int_event_measures: one row of additive measures per unique event (raw counts) and one per
 -- billable event (billable counts, spend), so a single SUM gives raw and billable side by side.
+-- In the streaming job, a unique event's row also has the time the collector accepted it
+-- (received_at_ms, for the live tier's freshness; NULL on the billable rows).
 -- Grain: one event (twice for a billable one). Inputs: int_events_enriched, int_events_billable.
 CREATE TEMPORARY VIEW int_event_measures AS
 SELECT
@@ -248,7 +250,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
+  '0.1.0+sql.c2c2fb5e89ab' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 

@@ -102,7 +102,8 @@ CREATE TABLE src_ad_events_raw (
 -- dropped), minus the same delay as the source's WATERMARK. The late split tests each delivery
 -- against it as well as against CURRENT_WATERMARK.
 -- Grain: one event delivery (duplicates included). Input: src_ad_events_raw.
--- Each delivery also gets its source: the API key it came in with (the collector's record header).
+-- Each delivery also gets its source (the API key it came in with) and the time the collector
+-- accepted it, from the collector's record headers.
 -- Why: Flink checkpoints no source watermark. After any restore CURRENT_WATERMARK(ts) is NULL, then
 -- low, until fresh watermarks arrive, while every window operator restores its own and drops the
 -- rows of windows it has already fired, silently. This running maximum is keyed state, restored
@@ -119,6 +120,9 @@ SELECT *,
   -- Who sent it: the collector's API key name; 'direct' for a record written to Kafka without the
   -- collector (replays, tests, benchmarks).
   COALESCE(CAST(kafka_headers['adagg-source'] AS STRING), 'direct') AS source,
+  -- When the collector accepted it (epoch ms; NULL without the collector): what the freshness
+  -- SLOs measure from (docs/slo.md#freshness).
+  TRY_CAST(CAST(kafka_headers['adagg-received-at'] AS STRING) AS BIGINT) AS received_at_ms,
   TO_TIMESTAMP_LTZ(partition_high_ms, 3)
     - INTERVAL '10' SECOND
     - INTERVAL '5' SECOND AS partition_watermark
@@ -225,7 +229,7 @@ SELECT
       WHEN 'click' THEN 60000
       WHEN 'conversion' THEN 3600000
     END) AS STRING)) AS billing_key,
-  schema_version, ip, user_agent, placement_id, referrer_domain, source,
+  schema_version, ip, user_agent, placement_id, referrer_domain, source, received_at_ms,
   SPLIT(enrich_event(CONCAT_WS(CHR(31),
     IF(POSITION(CHR(31) IN ip) > 0, '', COALESCE(ip, '')),
     IF(POSITION(CHR(31) IN campaign_id) > 0, '', COALESCE(campaign_id, '')),
@@ -240,7 +244,7 @@ CREATE TEMPORARY VIEW int_events_deduped AS
 SELECT
   event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
   cost_micros, conversion_value_micros, kafka_offset, ts, billing_key,
-  schema_version, ip, user_agent, placement_id, referrer_domain, source,
+  schema_version, ip, user_agent, placement_id, referrer_domain, source, received_at_ms,
   enrichment
 FROM (
   SELECT *,
@@ -258,7 +262,7 @@ CREATE TEMPORARY VIEW int_events_enriched AS
 SELECT
   event_id, event_type, event_time, ad_id, campaign_id, advertiser_id, user_id, publisher_id,
   cost_micros, COALESCE(conversion_value_micros, CAST(0 AS BIGINT)) AS conversion_value_micros,
-  schema_version, ip, user_agent, placement_id, referrer_domain,
+  schema_version, ip, user_agent, placement_id, referrer_domain, received_at_ms,
   enrichment[2] AS os,
   enrichment[3] AS browser,
   enrichment[1] AS device_type,
@@ -300,10 +304,13 @@ WHERE billing_rank = 1;
 
 -- int_event_measures: one row of additive measures per unique event (raw counts) and one per
 -- billable event (billable counts, spend), so a single SUM gives raw and billable side by side.
+-- In the streaming job, a unique event's row also has the time the collector accepted it
+-- (received_at_ms, for the live tier's freshness; NULL on the billable rows).
 -- Grain: one event (twice for a billable one). Inputs: int_events_enriched, int_events_billable.
 CREATE TEMPORARY VIEW int_event_measures AS
 SELECT
   ad_id, campaign_id, advertiser_id, vertical, country, device_type, publisher_id, event_time, ts,
+  received_at_ms,
   CAST(IF(event_type = 'impression', 1, 0) AS BIGINT) AS impressions,
   CAST(IF(event_type = 'click', 1, 0) AS BIGINT) AS clicks,
   CAST(IF(event_type = 'conversion', 1, 0) AS BIGINT) AS conversions,
@@ -317,6 +324,7 @@ FROM int_events_enriched
 UNION ALL
 SELECT
   ad_id, campaign_id, advertiser_id, vertical, country, device_type, publisher_id, event_time, ts,
+  CAST(NULL AS BIGINT) AS received_at_ms,
   CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT),
   CAST(IF(event_type = 'impression', 1, 0) AS BIGINT),
   CAST(IF(event_type = 'click', 1, 0) AS BIGINT),
@@ -396,14 +404,15 @@ GROUP BY window_start, window_end, GROUPING SETS ((ad_id), (ad_id, country));
 
 -- int_quality_measures: one row per on-time delivery, per unique event and per billable event,
 -- each with a 1 in the column it counts, so that one SUM per window gives deliveries, unique
--- events, valid events and billable events side by side (the duplicate-rate SLO, docs/slo.md).
+-- events, valid events and billable events side by side (the duplicate-rate SLO, docs/slo.md); a
+-- delivery's row also has the time the collector accepted it (the final tier's freshness).
 -- Grain: one delivery, event or billing key (a billable event is in three rows).
 -- Inputs: int_deliveries_enriched, int_events_deduped, int_events_billable.
 -- An event counts under the source of its first delivery, a billing key under that of its first
 -- valid delivery: the same rows the dedups keep.
 CREATE TEMPORARY VIEW int_quality_measures AS
 SELECT
-  source, ts,
+  source, ts, received_at_ms,
   CAST(1 AS BIGINT) AS deliveries,
   CAST(0 AS BIGINT) AS unique_events,
   CAST(0 AS BIGINT) AS valid_events,
@@ -411,7 +420,7 @@ SELECT
 FROM int_deliveries_enriched
 UNION ALL
 SELECT
-  source, ts,
+  source, ts, CAST(NULL AS BIGINT),
   CAST(0 AS BIGINT),
   CAST(1 AS BIGINT),
   CAST(IF(NULLIF(enrichment[6], '') IS NULL, 1, 0) AS BIGINT),
@@ -419,7 +428,7 @@ SELECT
 FROM int_events_deduped
 UNION ALL
 SELECT
-  source, ts,
+  source, ts, CAST(NULL AS BIGINT),
   CAST(0 AS BIGINT),
   CAST(0 AS BIGINT),
   CAST(0 AS BIGINT),
@@ -446,7 +455,7 @@ SUM(impressions) AS impressions,
   SUM(conversion_value_micros) AS conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
+  '0.1.0+sql.c2c2fb5e89ab' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_ad_hour, DESCRIPTOR(hour_time), INTERVAL '1' DAY)
@@ -512,7 +521,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
+  '0.1.0+sql.c2c2fb5e89ab' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_hour;
 
@@ -576,7 +585,7 @@ impressions, clicks, conversions, invalid_events,
   billable_impressions, billable_clicks, billable_conversions, spend_micros, conversion_value_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
+  '0.1.0+sql.c2c2fb5e89ab' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_ad_minute;
 
@@ -645,9 +654,11 @@ SUM(impressions) AS impressions,
   SUM(billable_conversions) AS billable_conversions,
   SUM(spend_micros) AS spend_micros,
   SUM(conversion_value_micros) AS conversion_value_micros,
+  -- The newest collector acceptance among the row's events: the live tier's freshness (docs/slo.md).
+  MAX(received_at_ms) AS max_received_at_ms,
 'live' AS tier,
   CAST(0 AS BIGINT) AS version,
-  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
+  '0.1.0+sql.c2c2fb5e89ab' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM int_event_measures
 GROUP BY event_time - MOD(event_time, 60000),
@@ -678,6 +689,7 @@ CREATE TABLE snk_ad_minute_live (
   billable_conversions BIGINT,
   spend_micros BIGINT,
   conversion_value_micros BIGINT,
+  max_received_at_ms BIGINT,
   tier STRING,
   version BIGINT,
   pipeline_version STRING,
@@ -710,7 +722,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
+  '0.1.0+sql.c2c2fb5e89ab' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   HOP(TABLE int_ad_minute, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)
@@ -818,7 +830,7 @@ SELECT
   SUM(spend_micros) AS spend_micros,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
+  '0.1.0+sql.c2c2fb5e89ab' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_event_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -877,9 +889,12 @@ SELECT
   SUM(valid_events) AS valid_events,
   SUM(billable_events) AS billable_events,
   SUM(valid_events) - SUM(billable_events) AS billing_repeats,
+  -- The newest collector acceptance among the window's deliveries: written when the window
+  -- closes, like every final row, so now minus it is the final tier's freshness (docs/slo.md).
+  MAX(received_at_ms) AS max_received_at_ms,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
+  '0.1.0+sql.c2c2fb5e89ab' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM TABLE(
   TUMBLE(TABLE int_quality_measures, DESCRIPTOR(ts), INTERVAL '1' MINUTE)
@@ -900,6 +915,7 @@ CREATE TABLE snk_quality_minute (
   valid_events BIGINT,
   billable_events BIGINT,
   billing_repeats BIGINT,
+  max_received_at_ms BIGINT,
   tier STRING,
   version BIGINT,
   pipeline_version STRING,
@@ -936,7 +952,7 @@ SELECT
   impressions,
 'final' AS tier,
   CAST(1 AS BIGINT) AS version,
-  '0.1.0+sql.4eaf3b66c44a' AS pipeline_version,
+  '0.1.0+sql.c2c2fb5e89ab' AS pipeline_version,
   UNIX_TIMESTAMP() * 1000 AS computed_at_ms
 FROM (
   SELECT *,
