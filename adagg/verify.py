@@ -100,7 +100,6 @@ def _compare(name: str, expected: dict, keyed: list[tuple[bytes | None, dict]], 
                 if record_key != flink_json_key({c: value[c] for c in key_cols})]
     keys = Counter(key(r, key_cols) for r in records)
     latest = {key(r, key_cols): r for r in records}  # records are in topic order: the last one wins
-    oracle_cols = key_cols
     if out is not None and out.summed_over:
         oracle_cols = TABLE_KEYS[out.oracle_table]
         latest = {key(r, oracle_cols): r for r in summed(out, list(latest.values()))}

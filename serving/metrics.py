@@ -1,7 +1,8 @@
 """Prometheus metrics of the query API (GET /metrics): requests and their latency by route, as
-the dashboards and report jobs that call it see them, how old each table's newest row is, how long
-accepted events take to be visible, the data-quality counts of the newest hour (duplicates, billing repeats, late deliveries per source)
-and the newest reconcile pass (served against billed, what is left, its cost): docs/slo.md."""
+the dashboards and report jobs that call it see them; and, read from Pinot at each scrape, how old
+each table's newest row is, how long accepted events take to be visible, the data-quality counts
+of the newest hour (duplicates, billing repeats, late deliveries per source) and the newest
+reconcile pass (served against billed, what is left, its cost). What each means: docs/slo.md."""
 
 from __future__ import annotations
 
