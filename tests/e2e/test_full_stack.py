@@ -194,7 +194,7 @@ def test_prometheus_scrapes_every_service_and_reads_their_numbers(stack):
     # The SLO rules are loaded and evaluate on these series without error.
     groups = requests.get(f"{prom}/api/v1/rules", timeout=10).json()["data"]["groups"]
     rules = [r for g in groups for r in g["rules"]]
-    assert len(rules) == 33 and all(r["health"] == "ok" for r in rules), [r.get("lastError") for r in rules]
+    assert len(rules) == 34 and all(r["health"] == "ok" for r in rules), [r.get("lastError") for r in rules]
 
 
 def test_slo_report_reads_the_running_system(stack):

@@ -17,7 +17,7 @@ from adagg.slo import MONITORING_DIR, OBJECTIVES, check_rules, promtool, write_r
 def test_rules_load_for_every_environment(env_name):
     done = check_rules(env_name)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 33 rules found" in done.stdout
+    assert "SUCCESS: 34 rules found" in done.stdout
 
 
 def _unit_tests(env, folder) -> str:
