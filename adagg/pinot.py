@@ -55,7 +55,10 @@ def _plan(ctl: str, spec: TableSpec) -> list[tuple[str, str, str, dict]]:
     if current.status_code == 404:
         steps.append(("create", "schema", f"{ctl}/schemas", spec.schema))
     elif current.json() != spec.schema:
-        steps.append(("update", "schema", f"{ctl}/schemas/{spec.name}", spec.schema))
+        # reload: the table's segments take the new columns at once. Without it a segment lacks
+        # them until it is rebuilt, and Pinot prunes every segment lacking a queried column: a
+        # query of a new column (the freshness gauge's max_received_at_ms, say) answers no rows.
+        steps.append(("update", "schema", f"{ctl}/schemas/{spec.name}?reload=true", spec.schema))
     current = requests.get(f"{ctl}/tables/{spec.name}", params={"type": "realtime"}, timeout=10)
     existing = current.json().get("REALTIME") if current.ok else None
     if not existing:
