@@ -28,7 +28,7 @@ from typing import Callable
 import jinja2
 import requests
 
-from adagg import paths
+from adagg import paths, procstat
 from adagg.env import load
 
 STACK_DIR = paths.REPO / "infra" / "stack"
@@ -569,7 +569,7 @@ def _ours(pid: int, marker: bytes, service: str) -> bool | None:
     """
     for _ in range(20):
         try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            state = procstat.read(pid).state
             environ = Path(f"/proc/{pid}/environ").read_bytes()
         except (OSError, IndexError):
             return False

@@ -49,7 +49,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adagg import flink  # noqa: E402
+from adagg import flink, procstat  # noqa: E402
 from adagg.env import load  # noqa: E402
 from adagg.kafka_io import ensure_topics, read_topic, wait_until_consumed  # noqa: E402
 from adagg.paths import REPO  # noqa: E402
@@ -129,18 +129,11 @@ def drain_estimate(lags: list[tuple[float, int]]) -> dict:
 
 def cpu_seconds(pid: int, descendants: bool = True) -> float:
     """CPU seconds (user + system) of a process and (by default) all its descendants, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
     children: dict[int, list[int]] = {}
     stats: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        stats[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    for stat in procstat.every():
+        children.setdefault(stat.ppid, []).append(stat.pid)
+        stats[stat.pid] = stat.cpu_seconds
     total, todo = 0.0, [pid]
     while todo:
         p = todo.pop()

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import re
 import statistics
 import sys
@@ -41,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file from anywhere
 
-from adagg import paths  # noqa: E402
+from adagg import paths, procstat  # noqa: E402
 from adagg.env import load, override  # noqa: E402
 from benchmarks.common import bar_chart, create_topics, delete_topics, machine, say, stack_lock  # noqa: E402
 
@@ -74,8 +73,7 @@ def server_pid(env) -> int | None:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used (/proc/<pid>/stat, fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return procstat.read(pid).cpu_seconds
 
 
 def settle(pid: int | None, share: float = 0.10, window_s: float = 5.0, cap_s: float = 900.0) -> float:

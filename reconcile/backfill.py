@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from adagg import paths
+from adagg import paths, procstat
 from adagg.sql import render
 from adagg.stack import kill_groups
 from archive.manifest import ArchiveError, partitions_between, verify
@@ -56,21 +56,14 @@ class SessionCpu:
     sampled figure, summed. What a process spends after its last sample is not counted, so sample
     often (the backfill does every half second)."""
 
-    TICKS = os.sysconf("SC_CLK_TCK")
-
     def __init__(self, session_id: int) -> None:
         self.session_id = session_id
-        self.seen: dict[tuple[str, str], float] = {}  # (pid, start time): a reused pid is another process
+        self.seen: dict[tuple[int, int], float] = {}  # (pid, start time): a reused pid is another process
 
     def sample(self) -> None:
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                text = stat.read_text()
-            except OSError:  # ended meanwhile
-                continue
-            fields = text[text.rindex(")") + 2:].split()  # from field 3 (state) on: the name may hold spaces
-            if int(fields[3]) == self.session_id:
-                self.seen[(stat.parent.name, fields[19])] = (int(fields[11]) + int(fields[12])) / self.TICKS
+        for stat in procstat.every():
+            if stat.session == self.session_id:
+                self.seen[(stat.pid, stat.start_ticks)] = stat.cpu_seconds
 
     @property
     def seconds(self) -> float:

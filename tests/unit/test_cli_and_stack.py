@@ -216,3 +216,15 @@ def test_prometheus_scrapes_every_service_on_loopback(tmp_path, monkeypatch):
         assert f"127.0.0.1:{port}:" in command or f"-Dmetrics.reporter.prom.port={port}" in command, name
     assert targets["collector"][1] == f"127.0.0.1:{stack.env.collector.port}"
     assert targets["query-api"][1] == f"127.0.0.1:{stack.env.serving.port}"
+
+
+def test_procstat_reads_this_process_as_the_os_sees_it():
+    """adagg.procstat: the fields the stack, the backfill's CPU count and the benchmarks read."""
+    import os
+
+    from adagg import procstat
+
+    me = procstat.read(os.getpid())
+    assert (me.state, me.ppid, me.session) == ("R", os.getppid(), os.getsid(0))
+    assert me.cpu_seconds > 0 and me.start_ticks > 0
+    assert any((s.pid, s.start_ticks) == (me.pid, me.start_ticks) for s in procstat.every())
