@@ -23,6 +23,12 @@ class TableSpec:
     table_config: dict
 
 
+def schema_columns(schema: dict) -> dict[str, str]:
+    """A Pinot schema's columns: name -> dataType, dimensions, metrics and time columns alike."""
+    return {f["name"]: f["dataType"] for kind in ("dimensionFieldSpecs", "metricFieldSpecs", "dateTimeFieldSpecs")
+            for f in schema.get(kind, [])}
+
+
 def tables(env) -> list[TableSpec]:
     """Every pinot/<table>/ folder: <table>_schema.json plus <table>_table_config.json.j2 rendered for env."""
     specs = []

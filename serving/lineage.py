@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from adagg.paths import REPO
+from adagg.paths import PINOT_DIR
+from adagg.pinot import schema_columns
 from archive.manifest import partitions_between, read_manifest
-
-PINOT_DIR = REPO / "pinot"
+from reconcile.backfill import archive_dir, iso, reports_dir
 # The tables reconciliation corrects, and the mismatch report of each (reconcile/run.py).
 RECONCILED = {"ad_minute": "mismatches.csv", "ad_hour": "mismatches_hour.csv", "ad_day": "mismatches_day.csv"}
 _INTEGER_TYPES = {"INT", "LONG"}
@@ -39,8 +38,6 @@ class Sources:
 
 
 def sources_of(env) -> Sources:
-    from reconcile.backfill import archive_dir, reports_dir
-
     return Sources(archive_dir(env), reports_dir(env))
 
 
@@ -55,8 +52,7 @@ def key_columns(table: str) -> tuple[tuple[str, str], ...]:
     keys = schema.get("primaryKeyColumns")
     if not keys or "window_start_ms" not in keys:
         raise NotFound(f"{table} has no windowed rows to trace (lineage covers the aggregate tables)")
-    types = {f["name"]: f["dataType"] for kind in ("dimensionFieldSpecs", "metricFieldSpecs", "dateTimeFieldSpecs")
-             for f in schema.get(kind, [])}
+    types = schema_columns(schema)
     return tuple((k, types[k]) for k in keys)
 
 
@@ -75,8 +71,8 @@ def parse_key(table: str, values: list[str]) -> dict:
     return key
 
 
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000)) if ms is not None else None
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else iso(ms)
 
 
 def _archive(root: Path, lo: int, hi: int) -> list[dict]:

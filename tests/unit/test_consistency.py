@@ -8,7 +8,7 @@ import pytest
 
 from adagg import env as envs
 from adagg.paths import SQL_DIR
-from adagg.pinot import tables
+from adagg.pinot import schema_columns, tables
 from adagg.sql import marts, render, split_statements
 
 FLINK_TO_PINOT = {"STRING": "STRING", "BIGINT": "LONG", "INT": "INT", "DOUBLE": "DOUBLE", "BOOLEAN": "BOOLEAN"}
@@ -51,9 +51,7 @@ def test_every_pinot_table_matches_its_sink(env_name):
         matching = [s for s in sinks.values() if s["options"].get("topic") == topic]
         assert len(matching) == 1, f"{spec.name}: no single Flink sink writes topic {topic}"
         sink = matching[0]
-        schema_cols = {f["name"]: f["dataType"] for key in ("dimensionFieldSpecs", "metricFieldSpecs", "dateTimeFieldSpecs")
-                       for f in spec.schema.get(key, [])}
-        assert schema_cols == {c: FLINK_TO_PINOT[t] for c, t in sink["columns"].items()}
+        assert schema_columns(spec.schema) == {c: FLINK_TO_PINOT[t] for c, t in sink["columns"].items()}
         time_column = spec.table_config["segmentsConfig"]["timeColumnName"]
         assert time_column in sink["columns"]
         assert [f["name"] for f in spec.schema["dateTimeFieldSpecs"]] == [time_column]
@@ -93,9 +91,7 @@ def test_the_reconciliation_history_table_holds_what_reconcile_writes(env_name):
     from reconcile.history import COLUMNS
 
     spec = next(t for t in tables(envs.load(env_name)) if t.name == "reconciliations")
-    schema_cols = {f["name"]: f["dataType"] for key in ("dimensionFieldSpecs", "metricFieldSpecs", "dateTimeFieldSpecs")
-                   for f in spec.schema.get(key, [])}
-    assert schema_cols == COLUMNS
+    assert schema_columns(spec.schema) == COLUMNS
     assert "upsertConfig" not in spec.table_config and "primaryKeyColumns" not in spec.schema
     assert spec.table_config["segmentsConfig"]["timeColumnName"] == "run_at_ms"
 
