@@ -332,6 +332,7 @@ def received_lags(run: Run, now_ms: int | None = None) -> dict[str, float | None
     """Per tier, now minus the newest collector acceptance its table shows, in seconds: with traffic
     flowing, how long an accepted event takes to become visible there. None: no row carries one
     (an empty table, or traffic that did not come through the collector)."""
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
     out: dict[str, float | None] = {}
     for tier, table in FRESHNESS_TABLES.items():
         newest_window = newest(run, table)
@@ -340,6 +341,5 @@ def received_lags(run: Run, now_ms: int | None = None) -> dict[str, float | None
             rows = run(f"SELECT MAX(max_received_at_ms) AS received FROM {table} WHERE window_start_ms >= %(lo)s",
                        {"lo": newest_window - FRESHNESS_SPAN_MINUTES * MINUTE_MS})
             received = finite_int(rows[0]["received"]) if rows else None
-        now = now_ms if now_ms is not None else int(time.time() * 1000)
         out[tier] = None if received is None or received <= 0 else (now - received) / 1000
     return out
