@@ -21,7 +21,7 @@ class Stat:
 
 
 def read(pid: int) -> Stat:
-    """OSError (or IndexError on a torn read) when the process is gone."""
+    """OSError when the process is gone (IndexError or ValueError if its line reads torn)."""
     # The fields after the name, which may hold spaces and ')': field 3 (state) is fields[0].
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return Stat(pid, fields[0], int(fields[1]), int(fields[3]), int(fields[19]),

@@ -571,7 +571,7 @@ def _ours(pid: int, marker: bytes, service: str) -> bool | None:
         try:
             state = procstat.read(pid).state
             environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except (OSError, IndexError):
+        except (OSError, IndexError, ValueError):
             return False
         if state == "Z":
             _reap(pid)
