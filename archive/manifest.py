@@ -4,9 +4,11 @@ The streaming job writes every raw delivery to `<archive>/dt=YYYY-MM-DD/hr=HH/pa
 (exactly once, committed with its checkpoints) and marks a partition `_SUCCESS` once the
 watermark has passed it (sql/sinks/snk_raw_archive.sql). Sealing then writes `_MANIFEST.json`:
 per file its rows, bytes and SHA-256; per Kafka partition the offset range and rows; and one
-checksum over all of it. Files are never rewritten. A late event can still add a file to a
-closed partition: sealing again lists it (revision + 1), but only after every file already listed
-checks out, so a sealed file that went missing or changed is reported, never sealed over.
+checksum over all of it. Before listing them, sealing merges the new files into one
+(archive/compact.py): an hour is a handful of files, not one per checkpoint and writer. Listed files
+are never rewritten. A late event can still add a file to a closed partition: sealing again merges
+and lists it (revision + 1), but only after every file already listed checks out, so a sealed file
+that went missing or changed is reported, never sealed over.
 
 Every reader (backfill, billing report) verifies first: a missing, changed or unlisted file, or a
 partition not sealed yet, is an ArchiveError naming the file, never silently recomputed.
@@ -21,6 +23,8 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from archive import compact
 
 MANIFEST = "_MANIFEST.json"
 LEDGER = "_SEALED.jsonl"  # at the archive root: one line per sealing, so a deleted partition is noticed
@@ -81,8 +85,10 @@ def _describe(path: Path) -> dict:
     for p in sorted(set(table.column("kafka_partition").to_pylist())):
         chosen = table.filter(pc.equal(table.column("kafka_partition"), p)).column("kafka_offset")
         offsets[str(p)] = {"min": pc.min(chosen).as_py(), "max": pc.max(chosen).as_py(), "rows": len(chosen)}
-    return {"name": path.name, "rows": table.num_rows, "bytes": path.stat().st_size, "sha256": _sha256(path),
-            "kafka_offsets": offsets}
+    entry = {"name": path.name, "rows": table.num_rows, "bytes": path.stat().st_size, "sha256": _sha256(path),
+             "kafka_offsets": offsets}
+    merged = compact.sources_of(path)
+    return {**entry, "compacted_from": merged} if merged else entry
 
 
 def _checksum(files: list[dict]) -> str:
@@ -120,22 +126,26 @@ def _check_listed(directory: Path, manifest: dict) -> None:
 
 def seal(directory: Path) -> dict | None:
     """Write (or extend) the manifest of a partition Flink has committed; None if it has not.
-    Returns the manifest; unchanged when no new file appeared. The files already listed are
-    checked before a manifest is extended, never carried into a new revision unchecked; an
-    unchanged manifest is left to verify, which every reader runs (so a pass hashes once)."""
+    Returns the manifest; unchanged when no new file appeared. New files are merged into one
+    before they are listed. The files already listed are checked before a manifest
+    is extended, never carried into a new revision unchecked; an unchanged manifest is left to
+    verify, which every reader runs (so a pass hashes once)."""
     if not (directory / SUCCESS).exists():
         return None
     old = read_manifest(directory)
     listed = {f["name"] for f in old["files"]} if old else set()
-    fresh = [p for p in data_files(directory) if p.name not in listed]
+    fresh = compact.finish(directory, [p for p in data_files(directory) if p.name not in listed])
     if old and not fresh:
         return old
     if old:
         _check_listed(directory, old)
+    revision = (old["revision"] + 1) if old else 1
+    if len(fresh) > 1:
+        fresh = [compact.compact(directory, fresh, revision)]
     new = [_describe(p) for p in fresh]
     files = sorted((old["files"] if old else []) + new, key=lambda f: f["name"])
     dt, hr = directory.parent.name.removeprefix("dt="), directory.name.removeprefix("hr=")
-    manifest = {"partition": f"dt={dt}/hr={hr}", "revision": (old["revision"] + 1) if old else 1,
+    manifest = {"partition": f"dt={dt}/hr={hr}", "revision": revision,
                 "rows": sum(f["rows"] for f in files), "files": files, "kafka_offsets": _offset_ranges(files),
                 "sha256": _checksum(files), "sealed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "sealed_by": socket.gethostname()}

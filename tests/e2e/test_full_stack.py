@@ -542,7 +542,7 @@ def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stac
     corrupted archive file is reported, never billed from."""
     import pyarrow.dataset as ds
 
-    from archive.manifest import seal_all
+    from archive.manifest import data_files, seal_all
     from reconcile import backfill
     from reconcile.run import online_rows, reconcile
     from reconcile.schedule import billing_report
@@ -574,7 +574,13 @@ def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stac
     deadline = time.monotonic() + 60
     while not all((root / h / "_SUCCESS").exists() for h in hours) and time.monotonic() < deadline:
         time.sleep(2)
+    committed = sum(len(data_files(root / h)) for h in hours)
     seal_all(root, say=lambda _: None)
+    # Sealing merged what Flink committed (a file per checkpoint and writer) into one file per sealing.
+    for h in hours:
+        manifest = json.loads((root / h / "_MANIFEST.json").read_text())
+        assert len(data_files(root / h)) == len(manifest["files"]) <= manifest["revision"], h
+    assert committed > len(hours)
     archived = ds.dataset(str(root / f"dt={date}"), format="parquet").to_table(
         columns=["event_id", "kafka_partition", "kafka_offset"]).to_pylist()
     sent = [e["event_id"] for e in events if day <= e["event_time"] < day + DAY_MS]
@@ -625,7 +631,7 @@ def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stac
             assert rec["changed"] == sum(abs(truth.get(k, {}).get(m, 0) - final.get(k, {}).get(m, 0)) for k in differing)
         assert {r["residual"] for r in records.values()} == {0}
         assert records[("minute", "clicks")]["changed_windows"] == len(differing)
-        parts = sorted(root.glob(f"dt={date}/hr=*/part-*"))
+        parts = [f for hour in sorted(root.glob(f"dt={date}/hr=*")) for f in data_files(hour)]
         assert {(r["rows_read"], r["archive_bytes"], r["archive_files"]) for r in records.values()} == {
             (len(archived), sum(f.stat().st_size for f in parts), len(parts))}
         assert all(r["cpu_seconds"] > 0 and r["data_days"] == 1.0 for r in records.values())
@@ -672,7 +678,7 @@ def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stac
     finally:
         run.close()
 
-    victim = next(iter(sorted(root.glob(f"dt={date}/hr=*/part-*"))))
+    victim = data_files(next(iter(sorted(root.glob(f"dt={date}/hr=*")))))[0]
     original = victim.read_bytes()
     victim.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))
     try:

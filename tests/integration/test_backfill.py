@@ -3,8 +3,10 @@ must equal the reconciled oracle (every unique event, late ones included) exactl
 same billing report byte for byte, refuse a corrupted archive before running anything, and stop
 its Flink job when the command is terminated.
 
-The archive is loaded with archive/loader.py (Parquet in the sink's layout, as Flink commits it):
-this tier tests the batch SQL; tests/e2e checks the archive the streaming job itself writes."""
+The archive is loaded with archive/loader.py (Parquet in the sink's layout, as Flink commits it,
+in many small files like one per checkpoint, which sealing merges into one per hour): this tier
+tests the batch SQL over compacted hours; tests/e2e checks the archive the streaming job itself
+writes."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from adagg.demo import make_traffic
 from adagg.env import load, override
 from adagg.stack import group_alive
 from archive import loader
-from archive.manifest import ArchiveError, seal_all
+from archive.manifest import ArchiveError, data_files, seal_all
 from reconcile import backfill, billing
 from serving.queries import MEASURES
 
@@ -38,8 +40,11 @@ def archived(tmp_path_factory):
     env = override(load("local"), {"archive.path": str(root), "archive.reports": str(root.parent / "reports")})
     traffic = make_traffic(env, seed=11, events=4_000, ads=12, start_ms=START)
     sends = [s for phase in traffic.phases for s in phase]
-    loader.load(root, sends, partitions=env.topics.raw.partitions)
-    seal_all(root, say=lambda _: None)
+    loader.load(root, sends, partitions=env.topics.raw.partitions, file_rows=300)
+    assert max(len(data_files(hour)) for hour in root.glob("dt=*/hr=*")) > 10
+    sealed = seal_all(root, say=lambda _: None)
+    assert [len(m["files"]) for m in sealed] == [1, 1] and all(data_files(h) == [h / m["files"][0]["name"]]
+                                                               for h, m in zip(sorted(root.glob("dt=*/hr=*")), sealed))
     times = [json.loads(s.value)["event_time"] for s in sends]
     lo, hi = min(times) - min(times) % HOUR, max(times) - max(times) % HOUR + HOUR
     return env, traffic, lo, hi
@@ -70,7 +75,7 @@ def test_a_corrupted_or_missing_archive_file_stops_the_backfill_before_it_runs(a
     root = tmp_path / "copy"
     shutil.copytree(backfill.archive_dir(env), root)
     copy = override(env, {"archive.path": str(root)})
-    victim = next(p for p in sorted(root.glob("dt=*/hr=*/part-*")))
+    victim = data_files(next(iter(sorted(root.glob("dt=*/hr=*")))))[0]
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF
     victim.write_bytes(bytes(data))

@@ -1,5 +1,6 @@
 """Archive manifests: sealing a committed partition, extending it with late files, and every way
-the files on disk can stop matching (missing, changed, unlisted, unsealed, deleted partition)."""
+the files on disk can stop matching (missing, changed, unlisted, unsealed, deleted partition);
+compaction at sealing, including a sealing that crashed halfway."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from archive.manifest import (LEDGER, MANIFEST, SUCCESS, ArchiveError, Partition, partitions_between, seal,
-                              seal_all, verify)
+from archive import compact
+from archive.manifest import (LEDGER, MANIFEST, SUCCESS, ArchiveError, Partition, data_files, partitions_between,
+                              seal, seal_all, verify)
 
 HOUR = Partition("2026-11-28", "10")
 
@@ -85,3 +87,74 @@ def test_an_unsealed_partition_is_refused_and_an_absent_hour_is_empty(tmp_path):
     with pytest.raises(ArchiveError, match="not sealed"):
         verify(tmp_path, [HOUR])
     assert verify(tmp_path, [Partition("2026-11-28", "11")]) == []
+
+
+def _rows(paths) -> list[dict]:
+    return sorted((r for p in paths for r in pq.read_table(p).to_pylist()),
+                  key=lambda r: (r["kafka_partition"], r["kafka_offset"]))
+
+
+def _parts(root, count: int, start: int = 0) -> list:
+    """`count` committed files of HOUR like Flink's (one per checkpoint), 2 rows each, with unicode ids."""
+    for i in range(start, start + count):
+        write_part(root, HOUR, f"part-ü|{i}-0.parquet", [(i % 3, 2 * i), (i % 3, 2 * i + 1)])
+    return data_files(root / HOUR.name)
+
+
+def test_sealing_merges_the_committed_files_into_one_that_holds_every_row(tmp_path):
+    parts = _parts(tmp_path, 12)
+    before = _rows(parts)
+    directory = tmp_path / HOUR.name
+    write_part(tmp_path, HOUR, ".part-z-1.parquet.inprogress", [(2, 99)])  # Flink's in-progress: untouched
+    (directory / SUCCESS).touch()
+    manifest = seal(directory)
+    [entry] = manifest["files"]
+    assert entry["name"].startswith("compacted-r001-") and entry["rows"] == 24 == manifest["rows"]
+    assert entry["compacted_from"] == sorted(p.name for p in parts)
+    assert data_files(directory) == [directory / entry["name"]] and (directory / ".part-z-1.parquet.inprogress").exists()
+    assert _rows(data_files(directory)) == before
+    assert verify(tmp_path, [HOUR]) == [manifest]
+
+
+def test_late_files_are_merged_into_a_new_file_and_the_sealed_one_is_never_rewritten(tmp_path):
+    directory = tmp_path / HOUR.name
+    before = _rows(_parts(tmp_path, 4))
+    (directory / SUCCESS).touch()
+    first = seal(directory)
+    sealed_file = directory / first["files"][0]["name"]
+    sealed_bytes = sealed_file.read_bytes()
+    late = [p for p in _parts(tmp_path, 3, start=4) if not p.name.startswith("compacted-")]
+    after = before + _rows(late)
+    [second] = seal_all(tmp_path, say=lambda _: None)
+    assert second["revision"] == 2 and [f["name"][:len("compacted-r00x")] for f in second["files"]] == [
+        "compacted-r001", "compacted-r002"]
+    assert sealed_file.read_bytes() == sealed_bytes
+    assert _rows(data_files(directory)) == sorted(after, key=lambda r: (r["kafka_partition"], r["kafka_offset"]))
+    assert verify(tmp_path, [HOUR])[0]["rows"] == 14
+
+
+def test_a_sealing_that_crashed_mid_compaction_is_finished_without_listing_a_row_twice(tmp_path):
+    directory = tmp_path / HOUR.name
+    parts = _parts(tmp_path, 5)
+    before = _rows(parts)
+    saved = {p.name: p.read_bytes() for p in parts}
+    (directory / SUCCESS).touch()
+    merged = compact.compact(directory, parts, 1)
+    for name, data in saved.items():  # the crash: renamed into place, sources not deleted yet
+        (directory / name).write_bytes(data)
+    (directory / ".compacted-r001-0123.parquet.tmp").write_bytes(b"torn")  # and an earlier one, torn before rename
+    manifest = seal(directory)
+    assert [f["name"] for f in manifest["files"]] == [merged.name] and manifest["rows"] == 10
+    assert data_files(directory) == [merged] and not list(directory.glob(".compacted-*"))
+    assert _rows([merged]) == before
+
+
+def test_files_of_different_schemas_are_not_compacted_and_nothing_is_deleted(tmp_path):
+    parts = _parts(tmp_path, 2)
+    pq.write_table(pa.table({"event_id": ["x"], "kafka_partition": pa.array([0], pa.int64()),
+                             "kafka_offset": pa.array([7], pa.int64())}), tmp_path / HOUR.name / "part-q-0.parquet")
+    (tmp_path / HOUR.name / SUCCESS).touch()
+    with pytest.raises(ValueError, match="schema differs"):
+        seal(tmp_path / HOUR.name)
+    assert len(data_files(tmp_path / HOUR.name)) == 3 and parts[0].exists()
+    assert not (tmp_path / HOUR.name / MANIFEST).exists() and not list((tmp_path / HOUR.name).glob(".compacted-*"))
