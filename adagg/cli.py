@@ -266,7 +266,8 @@ def cmd_lineage(args) -> None:
 
 
 def cmd_slo(args) -> None:
-    from adagg.slo import check_rules, format_report, render_rules, report, write_rules
+    from adagg.paths import write_atomically
+    from adagg.slo import check_rules, check_scrape, format_report, render_rules, render_scrape, report, write_rules
     from adagg.stack import StackError
 
     if args.action == "report":
@@ -285,9 +286,20 @@ def cmd_slo(args) -> None:
         else:
             print(render_rules(args.env), end="")
         return
-    done = check_rules(args.env)
-    print((done.stdout + done.stderr).strip())
-    if done.returncode != 0:
+    if args.action == "scrape":
+        try:
+            text = render_scrape(args.env)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
+        if args.out:
+            print(f"wrote {write_atomically(Path(args.out), text)}")
+        else:
+            print(text, end="")
+        return
+    checks = [check_rules(args.env)] + ([check_scrape(args.env)] if "monitoring" in envs.load(args.env) else [])
+    for done in checks:
+        print((done.stdout + done.stderr).strip())
+    if any(done.returncode != 0 for done in checks):
         raise SystemExit(1)
 
 
@@ -334,13 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
     _env_arg(p)
     p.set_defaults(func=cmd_sql)
 
-    p = sub.add_parser("slo", help="the alerting rules of the service-level objectives, for an environment",
+    p = sub.add_parser("slo", help="the service-level objectives: report, alerting rules, scrape configs",
                        description="report: each SLO's current value, its target and whether it is met, "
                        "from Prometheus. rules: infra/monitoring/alerts.yml.j2 with the environment's slo: targets, "
-                       "for a Prometheus's rule_files (the local stack's loads them itself). check: the same, "
-                       "checked with promtool.")
-    p.add_argument("action", choices=["report", "rules", "check"])
-    p.add_argument("--out", help="rules: write to this file instead of printing")
+                       "for a Prometheus's rule_files (the local stack's loads them itself). scrape: the "
+                       "scrape_configs of the environment's services (its monitoring: section), to merge into an "
+                       "existing Prometheus. check: rules and scrape configs, checked with promtool.")
+    p.add_argument("action", choices=["report", "rules", "scrape", "check"])
+    p.add_argument("--out", help="rules, scrape: write to this file instead of printing")
     p.add_argument("--json", action="store_true", help="report: as JSON")
     p.add_argument("--prometheus", help="report: the Prometheus to ask (default: the local stack's)")
     _env_arg(p)

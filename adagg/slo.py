@@ -17,10 +17,24 @@ from adagg.paths import REPO, write_atomically
 MONITORING_DIR = REPO / "infra" / "monitoring"
 
 
+def _render(template: str, env: Namespace) -> str:
+    text = (MONITORING_DIR / template).read_text()
+    return jinja2.Template(text, undefined=jinja2.StrictUndefined, keep_trailing_newline=True).render(env=env)
+
+
 def render_rules(env: str | Namespace) -> str:
+    return _render("alerts.yml.j2", load(env) if isinstance(env, str) else env)
+
+
+def render_scrape(env: str | Namespace) -> str:
+    """The scrape_configs an existing Prometheus needs for this environment's services
+    (infra/monitoring/scrape.yml.j2, from its monitoring: section). The local stack's Prometheus
+    has its own full configuration (infra/stack/prometheus)."""
     env = load(env) if isinstance(env, str) else env
-    template = (MONITORING_DIR / "alerts.yml.j2").read_text()
-    return jinja2.Template(template, undefined=jinja2.StrictUndefined, keep_trailing_newline=True).render(env=env)
+    if "monitoring" not in env:
+        raise ValueError(f"environment {env.name!r} has no monitoring: section"
+                         + (": the local stack's Prometheus scrapes it itself (adagg stack status)" if "stack" in env else ""))
+    return _render("scrape.yml.j2", env)
 
 
 def write_rules(env: str | Namespace, dest: Path) -> Path:
@@ -44,6 +58,20 @@ def check_rules(env: str | Namespace) -> subprocess.CompletedProcess:
 
     with tempfile.TemporaryDirectory() as tmp:
         return promtool("check", "rules", str(write_rules(env, Path(tmp) / "alerts.yml")))
+
+
+def check_scrape(env: str | Namespace) -> subprocess.CompletedProcess:
+    """`promtool check config` over a Prometheus configuration made of the environment's scrape
+    configs and rules, as an operator would merge them."""
+    import tempfile
+
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rules = write_rules(env, Path(tmp) / "alerts.yml")
+        config = {"rule_files": [str(rules)], **yaml.safe_load(render_scrape(env))}
+        path = write_atomically(Path(tmp) / "prometheus.yml", yaml.safe_dump(config, sort_keys=False))
+        return promtool("check", "config", str(path))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from adagg.env import load, names, override
-from adagg.slo import MONITORING_DIR, OBJECTIVES, check_rules, promtool, write_rules
+from adagg.slo import MONITORING_DIR, OBJECTIVES, check_rules, check_scrape, promtool, write_rules
 
 
 @pytest.mark.parametrize("env_name", names())
@@ -50,3 +50,10 @@ def test_the_reports_queries_are_valid_promql(tmp_path):
     (tmp_path / "report.yml").write_text(yaml.safe_dump(rules))
     done = promtool("check", "rules", str(tmp_path / "report.yml"))
     assert done.returncode == 0 and f"SUCCESS: {len(OBJECTIVES)} rules found" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("env_name", ["dev", "prod"])
+def test_the_scrape_configs_of_dev_and_prod_are_a_valid_prometheus_configuration(env_name):
+    """`adagg slo scrape`'s output with `adagg slo rules` as rule_files, as an operator merges them."""
+    done = check_scrape(env_name)
+    assert done.returncode == 0 and "is valid prometheus config file syntax" in done.stdout, done.stdout + done.stderr

@@ -51,7 +51,11 @@ def test_every_pinot_table_matches_its_sink(env_name):
         matching = [s for s in sinks.values() if s["options"].get("topic") == topic]
         assert len(matching) == 1, f"{spec.name}: no single Flink sink writes topic {topic}"
         sink = matching[0]
-        assert schema_columns(spec.schema) == {c: FLINK_TO_PINOT[t] for c, t in sink["columns"].items()}
+        stamped = {t["columnName"]: t["transformFunction"] for t in spec.table_config["ingestionConfig"].get(
+            "transformConfigs", [])}
+        assert stamped in ({}, {"ingested_at_ms": "now()"})  # the only column Pinot computes: when it ingested the row
+        assert schema_columns(spec.schema) == {c: FLINK_TO_PINOT[t] for c, t in sink["columns"].items()} | {
+            c: "LONG" for c in stamped}
         time_column = spec.table_config["segmentsConfig"]["timeColumnName"]
         assert time_column in sink["columns"]
         assert [f["name"] for f in spec.schema["dateTimeFieldSpecs"]] == [time_column]

@@ -48,3 +48,26 @@ def test_the_final_tiers_freshness_target_is_what_its_windows_allow():
         checkpoint_s = int(env.flink.checkpoint_interval.removesuffix(" s"))
         assert env.slo.final_p95_s == (60 + env.flink.watermark_bound_seconds + env.flink.allowed_lateness_seconds
                                        + 2 * checkpoint_s), name
+
+
+def test_dev_and_prod_scrape_the_jobs_the_local_stack_scrapes_on_their_own_ports():
+    """The rules select targets by job: an environment's scrape configs must name the same jobs as
+    the local stack's Prometheus, and scrape the collector and the query API on the ports their
+    own sections give."""
+    import pytest
+    import yaml
+
+    from adagg.paths import REPO
+    from adagg.slo import render_scrape
+
+    local = (REPO / "infra" / "stack" / "prometheus" / "prometheus.yml.j2").read_text()
+    local_jobs = set(re.findall(r"job_name: ([\w-]+)", local)) - {"prometheus"}
+    for name in ("dev", "prod"):
+        env = load(name)
+        jobs = {j["job_name"]: j for j in yaml.safe_load(render_scrape(env))["scrape_configs"]}
+        assert jobs.keys() == local_jobs, name
+        for job, port in (("collector", env.collector.port), ("query-api", env.serving.port)):
+            assert jobs[job]["dns_sd_configs"][0]["port"] == port, (name, job)
+        assert all(j["scrape_interval"] == env.monitoring.scrape_interval for j in jobs.values())
+    with pytest.raises(ValueError, match="the local stack's Prometheus scrapes it itself"):
+        render_scrape(load("local"))
