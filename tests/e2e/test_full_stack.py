@@ -221,8 +221,9 @@ def test_slo_report_reads_the_running_system(stack):
 def _check_freshness(stack, env, oracle, deliveries) -> None:
     """The collector's acceptance times carried to the tables, exactly: the live tier's newest is
     that of the newest first delivery of an on-time event, the final tier's (quality_minute) that of
-    the newest on-time delivery in a closed window, as the raw topic's headers hold them. The query
-    API's adagg_freshness_seconds is then the scrape's time minus them."""
+    the newest on-time delivery in a closed window, as the raw topic's headers hold them. Pinot
+    stamps every row between that acceptance and the moment the test sees it. The query API's
+    adagg_freshness_seconds is then the scrape's time minus them."""
     events = [d for d in deliveries if "heartbeat" not in d.record]
     assert events and all(d.received_at_ms for d in events)
     first: dict = {}
@@ -241,6 +242,13 @@ def _check_freshness(stack, env, oracle, deliveries) -> None:
             break
         assert time.time() < deadline, f"newest acceptance per tier in Pinot: {shown}, in the raw topic: {want}"
         time.sleep(2)
+    # Pinot's ingestion stamp: each row became visible after its newest event was accepted, and
+    # before this test saw it: ingested_at_ms - max_received_at_ms is its accepted -> visible lag.
+    seen_ms = time.time() * 1000
+    for table in ("ad_minute_live", "quality_minute"):
+        rows = query(env, f"SELECT max_received_at_ms AS r, ingested_at_ms AS i FROM {table} "
+                          "WHERE window_start_ms >= %(since)s LIMIT 100000", {"since": since})
+        assert rows and all(r["r"] <= r["i"] <= seen_ms for r in rows), table
     # The scrape's time minus the gauge is the acceptance it measured from (one sample, one query).
     while True:
         measured = {r["metric"]["tier"]: float(r["value"][1]) for r in _prometheus(
