@@ -55,6 +55,34 @@ def cmd_stack(args) -> None:
             print(tail(stack.log_file(name), args.lines))
 
 
+def cmd_superset(args) -> None:
+    from adagg import superset
+    from adagg.stack import Stack
+    from adagg.superset_bundle import load_spec
+
+    env = envs.load(args.env)
+    stack = Stack(args.env)
+    base = superset.url(env)
+    if args.action == "down":
+        stack.down(["superset"])
+        print("Superset is stopped.")
+        return
+    if args.action == "status":
+        running = stack.pid("superset") is not None
+        print(f"Superset: {'running' if running else 'stopped'} at {base} (user {superset.ADMIN}, password in "
+              f"{superset.password_file()})")
+        if running:
+            print(f"  holds {superset.Client(base).counts()}")
+        return
+    if args.action == "up":
+        stack.up(["superset"])
+    elif stack.pid("superset") is None:
+        raise SystemExit("error: Superset is not running: `adagg superset up` starts it and imports the dashboards")
+    superset.import_bundle(env, superset.Client(base))
+    print(f"Superset: {base} (user {superset.ADMIN}; password in {superset.password_file()}). Dashboards: "
+          + ", ".join(f"{base}/superset/dashboard/{d['slug']}/" for d in load_spec()["dashboards"]))
+
+
 def cmd_sql(args) -> None:
     from adagg.sql import example_params, render
 
@@ -334,6 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--lines", type=int, default=40, help="log lines to show (logs)")
     _env_arg(p)
     p.set_defaults(func=cmd_stack)
+
+    p = sub.add_parser("superset", help="Superset with the dashboards of superset/, an optional part of the stack",
+                       description="up: install Superset into its own venv under .adagg/ (first time), start it on "
+                       "the stack's superset port, create the admin (password generated and printed once) and import "
+                       "the dashboards. import: import them again (idempotent: updates in place). down, status. "
+                       "docs/dashboards.md.")
+    p.add_argument("action", choices=["up", "down", "import", "status"])
+    _env_arg(p)
+    p.set_defaults(func=cmd_superset)
 
     p = sub.add_parser("sql", help="render the Flink SQL of a job for an environment, or print its plan",
                        description="render: the job's SQL for the environment. explain: Flink's plan of it "

@@ -64,7 +64,8 @@ class Service:
     url: str = ""
     timeout_s: int = 180
     after: list[str] = field(default_factory=list)   # services that must be healthy first
-    extra_env: dict[str, str] = field(default_factory=dict)
+    extra_env: Callable[[], dict[str, str]] = dict  # evaluated when the service starts
+    optional: bool = False  # started only when named (`adagg superset up`); stopped with the rest
 
 
 # ---------------------------------------------------------------- helpers
@@ -366,11 +367,21 @@ class Stack:
                     lambda: [sys.executable, "-m", "adagg.cli", "serve", "--env", self.env.name],
                     lambda: http_ok(f"http://{h}:{api_port}/healthz"), url=f"http://{h}:{api_port}", after=["pinot-broker"]),
             Service("prometheus", [s.prometheus.port], self._prometheus_cmd, lambda: http_ok(f"{prom}/-/ready"), url=prom),
+            self._superset(),
         ]
 
+    def _superset(self) -> Service:
+        from adagg import superset
+
+        base = superset.url(self.env)
+        return Service("superset", [self.s.superset.port], lambda: superset.command(self.env),
+                       lambda: http_ok(f"{base}/health"), url=base, timeout_s=300, optional=True,
+                       extra_env=superset.process_env)
+
     def select(self, only: list[str] | None) -> list[Service]:
+        """The services named (groups expanded), or all but the optional ones."""
         if not only:
-            return self.services
+            return [svc for svc in self.services if not svc.optional]
         known = {svc.name for svc in self.services}
         groups = {"pinot": ["zookeeper", "pinot-controller", "pinot-broker", "pinot-server"],
                   "flink": ["flink-jobmanager", *self.taskmanager_names()],
@@ -438,7 +449,7 @@ class Stack:
         # The marker first: /proc/<pid>/environ is read in pages, and it is how the process is known.
         env = {MARKER: str(self.home), "ADAGG_SERVICE": svc.name,
                **{k: v for k, v in os.environ.items() if k not in (MARKER, "ADAGG_SERVICE")},
-               **self.flink_env(), **svc.extra_env}
+               **self.flink_env(), **svc.extra_env()}
         with open(log, "ab") as out:
             proc = subprocess.Popen(svc.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=env, cwd=self.home, start_new_session=True)
@@ -489,7 +500,7 @@ class Stack:
 
     def down(self, only: list[str] | None = None, say=print) -> None:
         """Stop the clients (Flink, Pinot roles) together, then what they depend on (Kafka, ZooKeeper)."""
-        selected = self.select(only)
+        selected = self.select(only) if only else self.services
         needed = {dep for svc in self.services for dep in svc.after} | {"kafka"}
         for wave in ([s for s in selected if s.name not in needed], [s for s in selected if s.name in needed]):
             running = {svc.name: pid for svc in wave if (pid := self.pid(svc.name)) is not None}
@@ -537,9 +548,12 @@ class Stack:
                 f"  Prometheus:      http://{s.host}:{s.prometheus.port} (targets: /targets, API: /api/v1/query)"]
 
     def status(self) -> list[dict]:
+        """Every service, and the optional ones that run."""
         rows = []
         for svc in self.services:
             pid = self.pid(svc.name)
+            if svc.optional and pid is None:
+                continue
             rows.append({"service": svc.name, "pid": pid, "running": pid is not None,
                          "healthy": bool(pid) and svc.healthy(), "rss_mb": rss_mb(pid) if pid else None,
                          "url": svc.url})

@@ -48,7 +48,7 @@ def test_pinot_apply_is_idempotent(stack):
     env = load("local")
     ensure_topics(env)
     assert apply(env) == [f"create {kind} {spec.name}" for spec in tables(env) for kind in ("schema", "table")]
-    assert len(tables(env)) == 11 and apply(env) == []
+    assert len(tables(env)) == 12 and apply(env) == []
     assert apply(env, dry_run=True) == []
     # A config Pinot refuses: its own validation message comes through, and nothing is half-applied.
     spec = next(t for t in tables(env) if t.name == "ad_hour")

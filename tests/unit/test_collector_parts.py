@@ -159,6 +159,20 @@ def test_dead_letter_records_keep_the_payload_reason_source_and_time(settings):
     assert binary["index"] is None and binary["raw_bytes"] == 10
 
 
+def test_the_dead_letters_pinot_table_reads_fields_a_dead_letter_has(settings):
+    """pinot/dead_letters/ ingests the dlq topic: each of its columns is a field of the record, of
+    its type (the raw payload is left in Kafka)."""
+    from adagg.pinot import schema_columns, tables
+    from adagg.env import load
+
+    letter = json.loads(dead_letter(b'{"x": 1}', Rejection("unknown_field", "m"), request(settings), "c-1", 0))
+    [spec] = [t for t in tables(load("local")) if t.name == "dead_letters"]
+    types = {str: "STRING", bool: "BOOLEAN", int: "LONG"}
+    assert {c: types[type(letter[c])] for c in schema_columns(spec.schema)} == schema_columns(spec.schema)
+    stream = spec.table_config["ingestionConfig"]["streamIngestionConfig"]["streamConfigMaps"][0]
+    assert stream["stream.kafka.topic.name"] == load("local").topics.dlq.name
+
+
 # ---- pixel signatures
 
 def test_signed_pixel_urls_verify_and_any_edit_breaks_them():

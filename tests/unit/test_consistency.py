@@ -35,8 +35,9 @@ def sink_tables(sql: str) -> dict[str, dict]:
 
 
 # Tables whose topic no Flink sink writes, with that topic: Python code writes it (and its own test
-# checks the columns).
-WRITTEN_BY_PYTHON = {"reconciliations": lambda env: env.topics.reconciliations.name}
+# checks the columns: here for reconciliations, in test_collector_parts for the collector's dead letters).
+WRITTEN_BY_PYTHON = {"reconciliations": lambda env: env.topics.reconciliations.name,
+                     "dead_letters": lambda env: env.topics.dlq.name}
 
 
 @pytest.mark.parametrize("env_name", envs.names())
