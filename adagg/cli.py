@@ -74,6 +74,17 @@ def cmd_superset(args) -> None:
         if running:
             print(f"  holds {superset.Client(base).counts()}")
         return
+    if args.action == "screenshots":
+        from adagg.superset_browser import install_browser, render_dashboards
+
+        why = install_browser()
+        if why:
+            raise SystemExit(f"error: no headless browser: {why}")
+        out = Path(args.out)
+        for r in render_dashboards(base, superset.ADMIN, superset.password_file().read_text(),
+                                   [d["slug"] for d in load_spec()["dashboards"]], out):
+            print(f"  {r.screenshot}: {r.charts} charts" + (f", ERRORS: {r.errors}" if r.errors else ""))
+        return
     if args.action == "up":
         stack.up(["superset"])
     elif stack.pid("superset") is None:
@@ -366,9 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("superset", help="Superset with the dashboards of superset/, an optional part of the stack",
                        description="up: install Superset into its own venv under .adagg/ (first time), start it on "
                        "the stack's superset port, create the admin (password generated and printed once) and import "
-                       "the dashboards. import: import them again (idempotent: updates in place). down, status. "
-                       "docs/dashboards.md.")
-    p.add_argument("action", choices=["up", "down", "import", "status"])
+                       "the dashboards. import: import them again (idempotent: updates in place). screenshots: render "
+                       "each dashboard in headless Chromium into --out. down, status. docs/dashboards.md.")
+    p.add_argument("action", choices=["up", "down", "import", "status", "screenshots"])
+    p.add_argument("--out", default=str(Path("docs") / "img"),
+                   help="screenshots: where to write <slug>.png (default docs/img, the pictures of docs/dashboards.md)")
     _env_arg(p)
     p.set_defaults(func=cmd_superset)
 

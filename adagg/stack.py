@@ -545,7 +545,10 @@ class Stack:
                 f"  Kafka bootstrap: {s.host}:{s.kafka.port}",
                 f"  Collector:       http://{s.host}:{self.env.collector.port}/v1/events",
                 f"  Query API:       http://{s.host}:{self.env.serving.port}/docs",
-                f"  Prometheus:      http://{s.host}:{s.prometheus.port} (targets: /targets, API: /api/v1/query)"]
+                f"  Prometheus:      http://{s.host}:{s.prometheus.port} (targets: /targets, API: /api/v1/query)",
+                f"  Superset:        http://{s.host}:{s.superset.port} "
+                + ("(user admin, password in .adagg/data/superset/admin_password)" if self.pid("superset")
+                   else "(not running: `adagg superset up` starts it with the dashboards)")]
 
     def status(self) -> list[dict]:
         """Every service, and the optional ones that run."""

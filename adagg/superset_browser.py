@@ -94,8 +94,10 @@ def render_dashboards(base: str, user: str, password: str, slugs: list[str], out
                 if charts and not loading:
                     break
                 time.sleep(1)
-            height = driver.execute_script("return document.body.scrollHeight")
-            driver.set_window_size(1600, max(900, min(int(height), 4000)))  # the whole dashboard in one picture
+            height = driver.execute_script(  # the bottom of the lowest chart: the whole dashboard in one picture
+                "return Math.max(...Array.from(document.querySelectorAll('.chart-container, "
+                "[data-test=chart-container]')).map(e => e.getBoundingClientRect().bottom + window.scrollY), 0)")
+            driver.set_window_size(1600, max(900, min(int(height) + 200, 4000)))
             time.sleep(2)  # the charts' own draw animations
             path = out / f"{slug}.png"
             driver.save_screenshot(str(path))

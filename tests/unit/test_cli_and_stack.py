@@ -77,6 +77,21 @@ def test_unknown_service_is_rejected(tmp_path, monkeypatch):
         "flink-jobmanager", "flink-taskmanager-1", "flink-taskmanager-2"]
 
 
+def test_superset_is_started_only_when_named_and_runs_outside_our_venv(tmp_path, monkeypatch):
+    """`stack up` leaves the optional Superset out, `superset up` names it; `stack down` stops it
+    with the rest; its process gets its own config and no PYTHONPATH (ours has another numpy)."""
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    stack = Stack("local")
+    assert "superset" not in [s.name for s in stack.select(None)]
+    [superset] = stack.select(["superset"])
+    assert superset.optional and superset.url == "http://127.0.0.1:8088"
+    assert "superset" not in [r["service"] for r in stack.status()]  # not running: not listed
+    env = superset.extra_env()
+    assert env["PYTHONPATH"] == "" and env["SUPERSET_CONFIG_PATH"].endswith("superset/superset_config.py")
+    assert env["ADAGG_SUPERSET_SECRET_KEY"] == superset.extra_env()["ADAGG_SUPERSET_SECRET_KEY"]  # made once
+    assert (tmp_path / "data" / "superset" / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
 def test_each_taskmanager_is_a_service_with_its_own_identity(tmp_path, monkeypatch):
     """stack.flink_taskmanagers TaskManagers, each started with its own resource id (what its health
     check looks for in the JobManager's list) and its own temporary folder (RocksDB's files)."""
