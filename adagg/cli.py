@@ -61,6 +61,13 @@ def cmd_superset(args) -> None:
     from adagg.superset_bundle import load_spec
 
     env = envs.load(args.env)
+    if args.action == "bundle":  # for a Superset elsewhere: no local stack needed
+        from adagg.superset_bundle import render, zipped
+
+        out = Path(args.out or "adagg_dashboards.zip")
+        out.write_bytes(zipped(render(env)))
+        print(f"wrote {out}: the dashboards for environment {env.name!r} (import: docs/dashboards.md#production)")
+        return
     stack = Stack(args.env)
     base = superset.url(env)
     if args.action == "down":
@@ -80,7 +87,7 @@ def cmd_superset(args) -> None:
         why = install_browser()
         if why:
             raise SystemExit(f"error: no headless browser: {why}")
-        out = Path(args.out)
+        out = Path(args.out or Path("docs") / "img")
         for r in render_dashboards(base, superset.ADMIN, superset.password_file().read_text(),
                                    [d["slug"] for d in load_spec()["dashboards"]], out):
             print(f"  {r.screenshot}: {r.charts} charts" + (f", ERRORS: {r.errors}" if r.errors else ""))
@@ -378,10 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="up: install Superset into its own venv under .adagg/ (first time), start it on "
                        "the stack's superset port, create the admin (password generated and printed once) and import "
                        "the dashboards. import: import them again (idempotent: updates in place). screenshots: render "
-                       "each dashboard in headless Chromium into --out. down, status. docs/dashboards.md.")
-    p.add_argument("action", choices=["up", "down", "import", "status", "screenshots"])
-    p.add_argument("--out", default=str(Path("docs") / "img"),
-                   help="screenshots: where to write <slug>.png (default docs/img, the pictures of docs/dashboards.md)")
+                       "each dashboard in headless Chromium into --out. bundle: the import bundle for --env, for a "
+                       "Superset elsewhere. down, status. docs/dashboards.md.")
+    p.add_argument("action", choices=["up", "down", "import", "status", "screenshots", "bundle"])
+    p.add_argument("--out", help="screenshots: where to write <slug>.png (default docs/img, the pictures of "
+                                 "docs/dashboards.md); bundle: the zip to write (default adagg_dashboards.zip)")
     _env_arg(p)
     p.set_defaults(func=cmd_superset)
 

@@ -4,6 +4,7 @@ error shown on it. Used by the e2e test and by `adagg superset screenshots` for 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -40,15 +41,15 @@ def install_browser(say=print) -> str | None:
     (root). Returns why not, or None."""
     if browser_missing() is None:
         return None
-    if shutil.which("apt-get") is None or not Path("/proc/self").exists() or __import__("os").geteuid() != 0:
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
         return browser_missing()
     say("Installing chromium and chromium-driver (Debian packages) for the dashboard screenshots ...")
-    done = subprocess.run(["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], capture_output=True,
-                          text=True, env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-    if done.returncode:
-        subprocess.run(["apt-get", "update", "-q"], capture_output=True)
-        done = subprocess.run(["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], capture_output=True,
-                              text=True, env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    apt_env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    install = ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"]
+    done = subprocess.run(install, capture_output=True, text=True, env=apt_env)
+    if done.returncode:  # stale package lists: refresh once
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=apt_env)
+        done = subprocess.run(install, capture_output=True, text=True, env=apt_env)
     return None if done.returncode == 0 else f"apt-get install chromium chromium-driver failed: {done.stderr[-300:]}"
 
 
