@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from adagg import env as envs
+from adagg import paths
 
 GRAIN_NAMES = ("minute", "hour", "day")
 
@@ -142,14 +143,26 @@ def cmd_job(args) -> None:
         else:
             job_id = flink.submit(args.env, args.job)
         flink.wait_running(env.flink.rest_url, job_id)
-    elif args.action == "stop":
+    elif args.action in ("stop", "savepoint"):
         jobs = flink.running_jobs(env)
         if not jobs:
-            raise StackError("no job is running; nothing to stop")
+            raise StackError(f"no job is running; nothing to {args.action}")
+        target = paths.env_uri(env.flink.savepoint_dir)
         for job in jobs:
-            location = flink.stop_with_savepoint(env.flink.rest_url, job["jid"])
+            if args.action == "savepoint":
+                location = flink.trigger_savepoint(env.flink.rest_url, job["jid"], target)
+                print(f"  savepoint of Flink job {job['jid']} ({job['name']}), which keeps running: {location}")
+                continue
+            location = flink.stop_with_savepoint(env.flink.rest_url, job["jid"], target)
             print(f"  stopped Flink job {job['jid']} ({job['name']}); savepoint: {location}")
             print(f"  resume it with: adagg job resume --from {location}")
+    elif args.action == "status":
+        import json
+
+        from adagg.job_status import format_status, job_status
+
+        rows = [job_status(env, job["jid"]) for job in flink.running_jobs(env)]
+        print(json.dumps(rows, indent=2) if args.json else format_status(rows))
     elif args.action == "resume":
         if not args.from_savepoint:
             raise StackError("resume needs --from SAVEPOINT (the location `adagg job stop` printed)")
@@ -435,12 +448,18 @@ def build_parser() -> argparse.ArgumentParser:
     _env_arg(p)
     p.set_defaults(func=cmd_pinot)
 
-    p = sub.add_parser("job", help="submit, stop, resume, list or cancel the streaming job on the Flink session cluster",
-                       description="submit: start the job (no state). stop: stop it with a savepoint, without "
-                       "draining: the sources stop without a final watermark, so no open window fires early and "
-                       "the resumed job goes on exactly where it stopped. resume --from SAVEPOINT: start it again "
-                       "from that savepoint. cancel: cancel without a savepoint.")
-    p.add_argument("action", choices=["submit", "stop", "resume", "list", "cancel"])
+    p = sub.add_parser("job", help="submit, savepoint, stop, resume, list, cancel or show the status of the streaming "
+                                   "job on the environment's Flink cluster",
+                       description="submit: start the job (no state). savepoint: take a savepoint; the job keeps "
+                       "running. stop: stop it with a savepoint, without draining: the sources stop without a final "
+                       "watermark, so no open window fires early and the resumed job goes on exactly where it "
+                       "stopped (a drain would fire every open window as if the stream had ended, and the resumed "
+                       "job would drop their remaining events as late). Savepoints go to the environment's "
+                       "flink.savepoint_dir. resume --from SAVEPOINT: start it again from that savepoint. cancel: "
+                       "cancel without a savepoint. status: state, restarts, the last checkpoint and its age, the "
+                       "watermark after each source, the consumer lag (--json).")
+    p.add_argument("action", choices=["submit", "savepoint", "stop", "resume", "list", "cancel", "status"])
+    p.add_argument("--json", action="store_true", help="status: as JSON")
     p.add_argument("--job", default="streaming")
     p.add_argument("--from", dest="from_savepoint", metavar="SAVEPOINT", help="resume: the savepoint to start from")
     p.add_argument("--sql-client", action="store_true",

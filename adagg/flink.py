@@ -113,28 +113,42 @@ def wait_running(rest_url: str, job_id: str, timeout_s: float = 120) -> None:
     raise StackError(f"Flink job {job_id} did not reach RUNNING within {timeout_s} s")
 
 
-def stop_with_savepoint(rest_url: str, job_id: str, timeout_s: float = 180) -> str:
-    """Stop a job with a savepoint and return the savepoint's location.
-
-    No drain: the sources stop without emitting the final watermark, so no window fires early and
-    the job resumed from the savepoint goes on exactly where it stopped. (A drain would close every
-    open window as if the stream had ended, and the resumed job would then drop those windows'
-    remaining events as late.) The savepoint goes to the cluster's savepoint folder."""
-    resp = requests.post(f"{rest_url}/jobs/{job_id}/stop", json={"drain": False}, timeout=30)
-    resp.raise_for_status()
-    trigger = resp.json()["request-id"]
+def _await_savepoint(rest_url: str, job_id: str, trigger: str, what: str, timeout_s: float) -> str:
+    """Poll a savepoint operation until it completes; its location."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status = requests.get(f"{rest_url}/jobs/{job_id}/savepoints/{trigger}", timeout=30).json()
         if status["status"]["id"] == "COMPLETED":
             operation = status["operation"]
             if "failure-cause" in operation:
-                raise StackError(f"stopping job {job_id} with a savepoint failed: "
+                raise StackError(f"{what} of job {job_id} failed: "
                                  f"{operation['failure-cause'].get('class', '')}: "
                                  f"{operation['failure-cause'].get('stack-trace', '').splitlines()[0][:300]}")
             return operation["location"]
         time.sleep(1)
-    raise StackError(f"job {job_id} did not stop with a savepoint within {timeout_s:.0f} s")
+    raise StackError(f"{what} of job {job_id} did not complete within {timeout_s:.0f} s")
+
+
+def trigger_savepoint(rest_url: str, job_id: str, target: str | None = None, timeout_s: float = 180) -> str:
+    """Take a savepoint of a running job, which keeps running; the savepoint's location. target:
+    the folder (a URI) to write it to, else the cluster's savepoint folder."""
+    body = {"cancel-job": False, **({"target-directory": target} if target else {})}
+    resp = requests.post(f"{rest_url}/jobs/{job_id}/savepoints", json=body, timeout=30)
+    resp.raise_for_status()
+    return _await_savepoint(rest_url, job_id, resp.json()["request-id"], "the savepoint", timeout_s)
+
+
+def stop_with_savepoint(rest_url: str, job_id: str, target: str | None = None, timeout_s: float = 180) -> str:
+    """Stop a job with a savepoint and return the savepoint's location.
+
+    No drain: the sources stop without emitting the final watermark, so no window fires early and
+    the job resumed from the savepoint goes on exactly where it stopped. (A drain would close every
+    open window as if the stream had ended, and the resumed job would then drop those windows'
+    remaining events as late.) target: as for trigger_savepoint."""
+    body = {"drain": False, **({"targetDirectory": target} if target else {})}
+    resp = requests.post(f"{rest_url}/jobs/{job_id}/stop", json=body, timeout=30)
+    resp.raise_for_status()
+    return _await_savepoint(rest_url, job_id, resp.json()["request-id"], "stopping with a savepoint", timeout_s)
 
 
 def wait_recovered(rest_url: str, job_id: str, since_ms: int, timeout_s: float = 180) -> int:

@@ -110,6 +110,24 @@ def _collector_sender(url: str):
     return (lambda phase: client.send([send.value for send in phase])), client.close
 
 
+def consumer_lag(env) -> dict[int, int]:
+    """Per raw-topic partition, the records the streaming job has not committed yet (its consumer
+    group commits offsets with its checkpoints). Reads the group's offsets, never joins it."""
+    from confluent_kafka import Consumer, TopicPartition as TP
+
+    from collector.config import kafka_client_config
+
+    topic = env.topics.raw.name
+    ends = end_offsets(env, topic)
+    consumer = Consumer({**kafka_client_config(env), "group.id": env.flink.consumer_group,
+                         "enable.auto.commit": False})
+    try:
+        committed = consumer.committed([TP(topic, p) for p in ends], timeout=10)
+        return {tp.partition: ends[tp.partition] - max(tp.offset, 0) for tp in committed}
+    finally:
+        consumer.close()
+
+
 def wait_until_consumed(env, timeout_s: float) -> bool:
     """True once the job's consumer group has committed offsets at the end of every raw partition.
 

@@ -75,24 +75,6 @@ def kafka_up() -> bool:
 
 
 
-def consumer_lag(env) -> int:
-    """Raw-topic records the job has not committed yet (it commits offsets with its checkpoints)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from adagg.kafka_io import end_offsets
-    from collector.config import kafka_client_config
-
-    topic = env.topics.raw.name
-    ends = end_offsets(env, topic)
-    consumer = Consumer({**kafka_client_config(env), "group.id": env.flink.consumer_group,
-                         "enable.auto.commit": False})
-    try:
-        committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
-        return sum(ends[tp.partition] - max(tp.offset, 0) for tp in committed)
-    finally:
-        consumer.close()
-
-
 def render_job(env, changes: dict[str, str]) -> Path | None:
     """The streaming job rendered for env with dotted env keys changed (e.g. flink.parallelism=2),
     written to a temporary file for flink.submit(sql_file=...); None when nothing changes."""

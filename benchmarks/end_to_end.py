@@ -51,13 +51,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adagg import flink, procstat  # noqa: E402
 from adagg.env import load  # noqa: E402
-from adagg.kafka_io import ensure_topics, read_topic, wait_until_consumed  # noqa: E402
+from adagg.kafka_io import consumer_lag, ensure_topics, read_topic, wait_until_consumed  # noqa: E402
 from adagg.paths import REPO  # noqa: E402
 from adagg.pinot import apply, query  # noqa: E402
 from adagg.setup import fetch  # noqa: E402
 from adagg.stack import start_fresh  # noqa: E402
 from adagg.traffic_catalog import COUNTRY_NETWORKS, USER_AGENTS, campaign_id, advertiser_id  # noqa: E402
-from benchmarks.common import consumer_lag, line_chart, machine, render_job, say, stack_lock  # noqa: E402
+from benchmarks.common import line_chart, machine, render_job, say, stack_lock  # noqa: E402
 from collector import dev_keys  # noqa: E402
 from collector.client import collector_url  # noqa: E402
 
@@ -359,7 +359,7 @@ class Sampler:
         while not halt.is_set():
             now = time.time()
             cpu = await loop.run_in_executor(None, self.cpu)
-            lag = await loop.run_in_executor(None, consumer_lag, self.env)
+            lag = await loop.run_in_executor(None, lambda: sum(consumer_lag(self.env).values()))
             sample = {"t": round(now - phase.started, 1), "accepted": phase.accepted, "lag": lag}
             if self.last:
                 dt = now - self.last[0]

@@ -30,7 +30,7 @@ from adagg import flink  # noqa: E402
 from adagg.chaos import Chaos  # noqa: E402
 from adagg.demo import next_start_ms  # noqa: E402
 from adagg.env import bucket_ms, late_delay_ms, load  # noqa: E402
-from adagg.kafka_io import end_offsets, ensure_topics, phase_sender, read_deliveries, wait_until_consumed  # noqa: E402
+from adagg.kafka_io import consumer_lag, end_offsets, ensure_topics, phase_sender, read_deliveries, wait_until_consumed  # noqa: E402
 from adagg.live_traffic import Sender, timeline  # noqa: E402
 from adagg.oracle import derive_from_deliveries  # noqa: E402
 from adagg.paths import REPO  # noqa: E402
@@ -38,7 +38,7 @@ from adagg.pinot import apply  # noqa: E402
 from adagg.setup import fetch  # noqa: E402
 from adagg.stack import live_heap_mb, rss_mb, start_fresh  # noqa: E402
 from adagg.verify import wait_for_outputs  # noqa: E402
-from benchmarks.common import consumer_lag, line_chart, machine, say, stack_lock  # noqa: E402
+from benchmarks.common import line_chart, machine, say, stack_lock  # noqa: E402
 from collector import dev_keys  # noqa: E402
 from collector.client import collector_url  # noqa: E402
 
@@ -82,7 +82,7 @@ class Sampler(threading.Thread):
                                               "full_mb": round(cp["state_size"] / 2**20, 2),
                                               "incremental_mb": round(cp.get("checkpointed_size", 0) / 2**20, 2)}
         return {"accepted": len(self.sender.stats.accepted), "behind_s": round(self.sender.stats.behind_s, 1),
-                "lag": consumer_lag(self.env), "heap_mb": heap, "rss_mb": rss,
+                "lag": sum(consumer_lag(self.env).values()), "heap_mb": heap, "rss_mb": rss,
                 "state": flink.job_detail(self.rest, self.job_id)["state"]}
 
 
@@ -164,7 +164,7 @@ def main() -> int:
         say("[3/5] waiting for the job to read everything ...")
         # Up to the end offsets now: the collector's heartbeats keep the topic growing.
         if not wait_until_consumed(env, timeout_s=1800):
-            raise SystemExit(f"the job did not read the raw topic to its end within 30 min (lag {consumer_lag(env):,})")
+            raise SystemExit(f"the job did not read the raw topic to its end within 30 min (lag {sum(consumer_lag(env).values()):,})")
         sampler.halt.set()
         sampler.join()
         states = vertex_state(env.flink.rest_url, job_id)

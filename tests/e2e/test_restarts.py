@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-from adagg import flink
+from adagg import flink, paths
 from adagg.demo import make_traffic, next_start_ms, run_since_ms, wait_for_pinot
 from adagg.env import late_delay_ms, load
 from adagg.kafka_io import phase_sender, read_topic, wait_until_consumed
 from adagg.oracle import TABLE_KEYS
 from adagg.sql import output_topic
+from adagg.paths import REPO
 from adagg.verify import wait_for_outputs
 
 
@@ -42,9 +47,10 @@ def wait_committed(env, oracle, fence_ts: int, timeout_s: float = 240) -> dict:
         time.sleep(2)
 
 
-def run_with_interruption(stack, job_id: str, seed: int, interrupt, resume) -> None:
+def run_with_interruption(stack, job_id: str, seed: int, interrupt, resume) -> int:
     """Phase 1 (fenced) -> its windows committed -> interrupt -> phase 2, whose late events belong
-    to those windows, sent while the job is down -> resume -> phase 3 (the close) -> all exact."""
+    to those windows, sent while the job is down -> resume -> phase 3 (the close) -> all exact.
+    Returns the newest event time sent."""
     env = load("local")
     traffic = make_traffic(env, seed=seed, events=6_000, ads=20, start_ms=next_start_ms(env))
     oracle = traffic.oracle
@@ -79,6 +85,7 @@ def run_with_interruption(stack, job_id: str, seed: int, interrupt, resume) -> N
     assert late_seen == late_ids
     assert wait_for_pinot(env, oracle, since_ms=since, timeout_s=120) == {
         k: v for k, v in oracle.minute.items() if k[0] >= since}
+    return max(json.loads(s.value)["event_time"] for phase in traffic.phases for s in phase)
 
 
 def test_late_events_sent_while_a_crashed_taskmanager_is_replaced_go_to_the_late_stream(stack, job):
@@ -97,18 +104,39 @@ def test_late_events_sent_while_a_crashed_taskmanager_is_replaced_go_to_the_late
     run_with_interruption(stack, job, seed=404, interrupt=interrupt, resume=resume)
 
 
+def _cli(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "adagg.cli", "job", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def test_late_events_sent_while_the_job_is_stopped_with_a_savepoint_go_to_the_late_stream(stack, job):
+    """The job's lifecycle as an operator runs it, under traffic: `adagg job savepoint` (the job
+    runs on), `adagg job stop` (a savepoint, no drain), late events sent while it is down,
+    `adagg job resume --from`; every output exact, and `adagg job status` with live figures."""
     env = load("local")
     [running] = flink.running_jobs(env)
     savepoint: dict = {}
 
     def interrupt(job_id: str) -> str:
-        savepoint["path"] = flink.stop_with_savepoint(env.flink.rest_url, job_id)
+        taken = re.search(r"keeps running: (\S+)", _cli("savepoint"))[1]
+        assert (Path(taken.removeprefix("file:")) / "_metadata").exists()
+        assert Path(taken.removeprefix("file:")).parent == paths.env_dir(env.flink.savepoint_dir)
+        assert flink.job_detail(env.flink.rest_url, job_id)["state"] == "RUNNING"
+        savepoint["path"] = re.search(r"savepoint: (\S+)", _cli("stop"))[1]
+        assert not flink.running_jobs(env)
         return job_id
 
     def resume(job_id: str, since_ms: int) -> tuple[str, int]:
-        resumed = flink.submit("local", say=lambda *_: None, from_savepoint=savepoint["path"])
-        flink.wait_running(env.flink.rest_url, resumed)
-        return resumed, flink.job_detail(env.flink.rest_url, resumed)["timestamps"]["RUNNING"]
+        _cli("resume", "--from", savepoint["path"])
+        [resumed] = flink.running_jobs(env)
+        return resumed["jid"], flink.job_detail(env.flink.rest_url, resumed["jid"])["timestamps"]["RUNNING"]
 
-    run_with_interruption(stack, running["jid"], seed=405, interrupt=interrupt, resume=resume)
+    newest = run_with_interruption(stack, running["jid"], seed=405, interrupt=interrupt, resume=resume)
+    [status] = json.loads(_cli("status", "--json"))
+    assert status["state"] == "RUNNING" and status["checkpoints"]["restored"] >= 1
+    assert status["consumer_lag"]["records"] == 0  # everything sent is read and committed
+    assert status["last_checkpoint"] and status["last_checkpoint"]["path"]
+    [(source, watermark)] = status["source_watermarks"].items()
+    assert "src_ad_events_raw" in source and watermark is not None and watermark <= newest

@@ -243,3 +243,17 @@ def test_procstat_reads_this_process_as_the_os_sees_it():
     assert (me.state, me.ppid, me.session) == ("R", os.getppid(), os.getsid(0))
     assert me.cpu_seconds > 0 and me.start_ticks > 0
     assert any((s.pid, s.start_ticks) == (me.pid, me.start_ticks) for s in procstat.every())
+
+
+def test_job_status_reads_as_an_operator_needs_it():
+    from adagg.job_status import format_status
+
+    row = {"job_id": "j1", "name": "adagg-streaming", "state": "RUNNING", "uptime_s": 93.4, "restarts": 1,
+           "last_checkpoint": {"id": 7, "age_s": 2.5, "duration_ms": 812, "size_bytes": 1_234_567, "path": "file:/x"},
+           "checkpoints": {"completed": 7, "failed": 0, "restored": 1, "in_progress": 0},
+           "source_watermarks": {"Source: src_ad_events_raw": 1_796_000_000_000, "Source: other": None},
+           "consumer_lag": {"group": "adagg-streaming", "topic": "ad-events.raw", "records": 1200, "per_partition": {}}}
+    text = format_status([row])
+    assert "RUNNING, up 93 s, 1 restarts" in text and "#7, 2.5 s ago, took 812 ms, 1,234,567 bytes" in text
+    assert "watermark after Source: src_ad_events_raw: 2026-11-30T00:53:20Z" in text and "Source: other: none yet" in text
+    assert "1,200 records" in text and format_status([]) == "no streaming job is running"
