@@ -37,10 +37,10 @@ RUNS: list = []  # the oracle of every run in this module, in order (the serving
 
 
 def test_stack_up_is_idempotent(stack):
-    before = {s.name: stack.pid(s.name) for s in stack.services}
+    before = {s.name: stack.pid(s.name) for s in stack.select(None)}  # what `up` starts (Superset is optional)
     assert all(before.values()), before
     stack.up()
-    assert {s.name: stack.pid(s.name) for s in stack.services} == before
+    assert {s.name: stack.pid(s.name) for s in stack.select(None)} == before
     assert all(row["healthy"] for row in stack.status())
 
 
@@ -143,7 +143,7 @@ def test_prometheus_scrapes_every_service_and_reads_their_numbers(stack):
     TaskManagers, and the Pinot server's document count of ad_minute equals COUNT(*)."""
     env = load("local")
     prom = f"http://{stack.s.host}:{stack.s.prometheus.port}"
-    expected = {svc.name for svc in stack.services} - {"zookeeper"}
+    expected = {svc.name for svc in stack.select(None)} - {"zookeeper"}  # Superset: optional, not scraped
 
     def targets_up():
         active = requests.get(f"{prom}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
