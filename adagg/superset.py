@@ -51,9 +51,12 @@ def install(say=print) -> Path:
         return venv() / "bin" / "superset"
     say(f"Installing Superset into {venv()} (pinned in {REQUIREMENTS.relative_to(paths.REPO)}; about 800 MB, "
         "a few minutes the first time) ...")
-    subprocess.run([sys.executable, "-m", "venv", str(venv())], check=True)
+    # Without our PYTHONPATH (set for Flink's Python by the job's submission): pip would take the
+    # packages it finds there for installed and leave them out of the venv.
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv())], check=True, env=clean)
     pip = [str(venv() / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    done = subprocess.run([*pip, "-r", str(REQUIREMENTS)], capture_output=True, text=True)
+    done = subprocess.run([*pip, "-r", str(REQUIREMENTS)], capture_output=True, text=True, env=clean)
     if done.returncode:
         raise SupersetError(f"pip install -r {REQUIREMENTS} failed:\n{done.stderr[-2000:]}")
     stamp.write_text(digest)
