@@ -57,11 +57,9 @@ def job_status(env, job_id: str, now_ms: int | None = None) -> dict:
     }
 
 
-def _iso(ms: int | None) -> str:
-    return "none yet" if ms is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
-
-
 def format_status(rows: list[dict]) -> str:
+    from reconcile.backfill import iso
+
     if not rows:
         return "no streaming job is running"
     lines = []
@@ -74,5 +72,5 @@ def format_status(rows: list[dict]) -> str:
                   "  checkpoints: " + ", ".join(f"{k} {v}" for k, v in r["checkpoints"].items()),
                   f"  consumer lag ({r['consumer_lag']['group']} on {r['consumer_lag']['topic']}): "
                   f"{r['consumer_lag']['records']:,} records"]
-        lines += [f"  watermark after {name}: {_iso(mark)}" for name, mark in r["source_watermarks"].items()]
+        lines += [f"  watermark after {name}: {'none yet' if mark is None else iso(mark)}" for name, mark in r["source_watermarks"].items()]
     return "\n".join(lines)

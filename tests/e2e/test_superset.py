@@ -39,14 +39,14 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def _reconcile_the_day(env, day: int) -> None:
     """Seal the day's archive once the watermark committed it, and reconcile it: the billing
     dashboard's corrections and reconciliation history."""
-    from archive.manifest import seal_all
+    from archive.manifest import Partition, seal_all
     from reconcile import backfill
     from reconcile.run import reconcile
     from serving.runner import PinotRunner
 
     root = backfill.archive_dir(env)
     deadline = time.monotonic() + 120
-    while not list(root.glob(f"dt={_iso(day)[:10]}/hr=*/_SUCCESS")) and time.monotonic() < deadline:
+    while not list(root.glob(f"dt={Partition.of(day).dt}/hr=*/_SUCCESS")) and time.monotonic() < deadline:
         time.sleep(2)
     seal_all(root, say=lambda _: None)
     runner = PinotRunner(env.pinot.broker_url, timeout_s=120)
@@ -118,9 +118,9 @@ def _iso(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000))
 
 
-def _chart_rows(client, name: str, lo: int, hi: int) -> list[dict]:
+def _chart_rows(client, chart_id: int, lo: int, hi: int) -> list[dict]:
     """The chart's saved query over [lo, hi) of its time column, through the chart data API."""
-    chart = client.get(f"/api/v1/chart/{_chart_ids(client)[name]}")["result"]
+    chart = client.get(f"/api/v1/chart/{chart_id}")["result"]
     context = json.loads(chart["query_context"])
     for q in context["queries"]:
         q["filters"] = [{**f, "val": f"{_iso(lo)} : {_iso(hi)}"} if f["op"] == "TEMPORAL_RANGE" else f
@@ -156,6 +156,7 @@ def _until_equal(get, want, what: str, timeout_s: float = 120):
 
 def test_closed_range_figures_equal_the_oracle_and_pinot(run):
     env, oracle, client, _ = run
+    ids = _chart_ids(client)
     minutes = sorted(oracle.quality)
     lo, hi = minutes[0], minutes[-1] + 60_000
     # The day was reconciled: ad_day holds the truth, late events included.
@@ -165,20 +166,20 @@ def test_closed_range_figures_equal_the_oracle_and_pinot(run):
     truth = {k: r for k, r in oracle.reconciled.items() if day_lo <= k[0] < day_hi}
     want = _summed(truth, lambda k, r: (day_lo, r["advertiser_id"]), values)
     nonzero = lambda rows: {k: v for k, v in rows.items() if any(v)}  # noqa: E731
-    _until_equal(lambda: nonzero(_ints(_chart_rows(client, "Spend per day and advertiser (micros)", day_lo, day_hi),
+    _until_equal(lambda: nonzero(_ints(_chart_rows(client, ids["Spend per day and advertiser (micros)"], day_lo, day_hi),
                                        ("window_start_ms", "advertiser_id"), values)), nonzero(want),
                  "ad_day per advertiser")
     assert nonzero(_ints(query(env, "SELECT window_start_ms, advertiser_id, " + ", ".join(
         f"SUM({v}) AS {v}" for v in values) + " FROM ad_day WHERE window_start_ms >= %(lo)s AND window_start_ms < "
         "%(hi)s GROUP BY window_start_ms, advertiser_id LIMIT 100000", {"lo": day_lo, "hi": day_hi}),
         ("window_start_ms", "advertiser_id"), values)) == nonzero(want)
-    corrected = _chart_rows(client, "Corrected by reconciliation (version > 1)", day_lo, day_hi)
+    corrected = _chart_rows(client, ids["Corrected by reconciliation (version > 1)"], day_lo, day_hi)
     assert corrected and {r["tier"] for r in corrected} == {"reconciled"}
 
     values = ("impressions", "clicks", "billable_clicks")
     live = {k: r for k, r in oracle.minute_live.items() if lo <= k[0] < hi}
     want = _summed(live, lambda k, r: (k[0],), values)
-    _until_equal(lambda: _ints(_chart_rows(client, "Impressions, clicks and billable clicks per minute", lo, hi),
+    _until_equal(lambda: _ints(_chart_rows(client, ids["Impressions, clicks and billable clicks per minute"], lo, hi),
                                ("window_start_ms",), values), want, "live tier per minute")
     assert _ints(query(env, "SELECT window_start_ms, SUM(impressions) AS impressions, SUM(clicks) AS clicks, "
                             "SUM(billable_clicks) AS billable_clicks FROM ad_minute_live WHERE window_start_ms >= %(lo)s "
@@ -187,19 +188,19 @@ def test_closed_range_figures_equal_the_oracle_and_pinot(run):
 
     values = ("deliveries", "unique_events", "duplicate_deliveries", "billable_events", "billing_repeats")
     want = {(k,): tuple(r[v] for v in values) for k, r in oracle.quality.items()}
-    _until_equal(lambda: _ints(_chart_rows(client, "Deliveries, unique, billable per minute", lo, hi),
+    _until_equal(lambda: _ints(_chart_rows(client, ids["Deliveries, unique, billable per minute"], lo, hi),
                                ("window_start_ms",), values), want, "quality per minute")
 
     late = {(k, "event_time_at_or_below_watermark"): (r["late_deliveries"],) for k, r in oracle.late_minute.items()}
     late_lo, late_hi = min(oracle.late_minute), max(oracle.late_minute) + 60_000
     assert late
-    _until_equal(lambda: _ints(_chart_rows(client, "Late events per minute and reason", late_lo, late_hi),
+    _until_equal(lambda: _ints(_chart_rows(client, ids["Late events per minute and reason"], late_lo, late_hi),
                                ("event_time", "reason"), ("late_deliveries",)), late, "late events per minute")
 
     letters = Counter(value["reason"] for _, value in read_topic(env, env.topics.dlq.name) if value)
     assert sum(letters.values()) >= 4
     got = lambda: {r["reason"]: int(r["dead_letters"]) for r in _chart_rows(  # noqa: E731
-        client, "Dead-lettered events by reason", 0, int(time.time() * 1000) + 3_600_000)}
+        client, ids["Dead-lettered events by reason"], 0, int(time.time() * 1000) + 3_600_000)}
     _until_equal(got, dict(letters), "dead letters by reason")
     assert {r["reason"]: int(r["n"]) for r in query(env, "SELECT reason, COUNT(*) AS n FROM dead_letters "
                                                          "GROUP BY reason LIMIT 100")} == dict(letters)
