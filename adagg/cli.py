@@ -151,9 +151,11 @@ def cmd_job(args) -> None:
         for job in jobs:
             if args.action == "savepoint":
                 location = flink.trigger_savepoint(env.flink.rest_url, job["jid"], target)
+                flink.keep_plan_for_savepoint(env, job["jid"], location)
                 print(f"  savepoint of Flink job {job['jid']} ({job['name']}), which keeps running: {location}")
                 continue
             location = flink.stop_with_savepoint(env.flink.rest_url, job["jid"], target)
+            flink.keep_plan_for_savepoint(env, job["jid"], location)
             print(f"  stopped Flink job {job['jid']} ({job['name']}); savepoint: {location}")
             print(f"  resume it with: adagg job resume --from {location}")
     elif args.action == "status":
@@ -167,8 +169,26 @@ def cmd_job(args) -> None:
         if not args.from_savepoint:
             raise StackError("resume needs --from SAVEPOINT (the location `adagg job stop` printed)")
         ensure_topics(env)
-        job_id = flink.submit(args.env, args.job, from_savepoint=args.from_savepoint)
+        kept = flink.plan_for_savepoint(env, args.from_savepoint)
+        if kept is None:
+            print(f"  no plan is kept for {args.from_savepoint}: compiling the current SQL (Flink refuses the "
+                  f"restore if its operators do not match the savepoint's)")
+            job_id = flink.submit(args.env, args.job, from_savepoint=args.from_savepoint)
+        else:  # the plan the savepoint's job ran: its operator ids are the savepoint's
+            import tempfile
+
+            with tempfile.NamedTemporaryFile("w", suffix=".sql", dir=paths.home()) as script:
+                script.write(kept["script"])
+                script.flush()
+                job_id = flink.submit(args.env, args.job, from_savepoint=args.from_savepoint,
+                                      sql_file=Path(script.name), plan=kept["plan"])
         flink.wait_running(env.flink.rest_url, job_id)
+    elif args.action == "upgrade":
+        from adagg.job_upgrade import upgrade
+
+        code = upgrade(args.env, Path(args.sql_dir), check_only=args.check)
+        if code:
+            raise SystemExit(code)
     elif args.action == "list":
         for job in flink.running_jobs(env):
             print(f"{job['jid']}  {job['state']:10}  {job['name']}")
@@ -455,11 +475,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "watermark, so no open window fires early and the resumed job goes on exactly where it "
                        "stopped (a drain would fire every open window as if the stream had ended, and the resumed "
                        "job would drop their remaining events as late). Savepoints go to the environment's "
-                       "flink.savepoint_dir. resume --from SAVEPOINT: start it again from that savepoint. cancel: "
+                       "flink.savepoint_dir. resume --from SAVEPOINT: start it again from that savepoint (with the "
+                       "plan it ran, so its state is found again). upgrade: compare the new SQL's compiled plan with "
+                       "the running job's, refuse if any operator's state could not be restored (exit 2), else stop "
+                       "with a savepoint and start the new plan from it (--check: compare only). cancel: "
                        "cancel without a savepoint. status: state, restarts, the last checkpoint and its age, the "
                        "watermark after each source, the consumer lag (--json).")
-    p.add_argument("action", choices=["submit", "savepoint", "stop", "resume", "list", "cancel", "status"])
+    p.add_argument("action", choices=["submit", "savepoint", "stop", "resume", "upgrade", "list", "cancel", "status"])
     p.add_argument("--json", action="store_true", help="status: as JSON")
+    p.add_argument("--check", action="store_true",
+                   help="upgrade: only say whether the new SQL can restore the running job's state; stop nothing")
+    p.add_argument("--sql-dir", default=str(paths.SQL_DIR), help="upgrade: the SQL to move to (default: sql/)")
     p.add_argument("--job", default="streaming")
     p.add_argument("--from", dest="from_savepoint", metavar="SAVEPOINT", help="resume: the savepoint to start from")
     p.add_argument("--sql-client", action="store_true",

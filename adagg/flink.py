@@ -2,45 +2,123 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import requests
 
-from adagg.paths import REPO, home, jvm_lib
+from adagg.paths import REPO, env_dir, home, jvm_lib, write_atomically
+from adagg.sql import render
 from adagg.setup import connector_jars
 from adagg.stack import Stack, StackError, flink_home, link_jars
 
 
 def submit(env_name: str = "local", job: str = "streaming", say=print, from_savepoint: str | None = None,
-           conf: list[str] = (), sql_file: Path | None = None) -> str:
-    """Run `flink run -py` against the session cluster; returns the Flink job id. With
-    from_savepoint the job starts from that savepoint's state (its offsets, dedup keys, windows and
-    watermarks), as `adagg job resume` does. conf: extra KEY=VALUE job settings (benchmarks).
-    sql_file: a script rendered by the caller instead of `job` (benchmarks: another parallelism)."""
+           conf: list[str] = (), sql_file: Path | None = None, plan: dict | None = None) -> str:
+    """Run `flink run -py` against the session cluster; returns the Flink job id.
+
+    The job always runs from a compiled plan (EXECUTE PLAN): one given (`adagg job upgrade` and
+    `resume` pass the plan to keep), else the SQL compiled now. Only a plan fixes each operator's
+    uid, which is what lets a later upgrade find its state again (adagg/compiled_plan.py). The plan
+    the job runs is kept as <plan_dir>/<job id>.json. from_savepoint: start from that savepoint's
+    state (its offsets, dedup keys, windows and watermarks). conf: extra KEY=VALUE job settings
+    (benchmarks). sql_file: a script rendered by the caller instead of `job`."""
     stack = Stack(env_name)
-    script = REPO / "pyflink_jobs" / "streaming_job.py"
-    cmd = ["bash", str(flink_home() / "bin" / "flink"), "run", "-d", "-m", stack.env.flink.rest_url.split("://")[-1],
-           *(["-s", from_savepoint] if from_savepoint else []),
-           "-pyclientexec", sys.executable, "-pyexec", sys.executable, "-py", str(script),
-           "--env", env_name, "--job", job, "--detach", *(a for c in conf for a in ("--conf", c)),
-           *(["--sql-file", str(sql_file)] if sql_file else [])]
-    for jar in connector_jars():
-        cmd += ["--jar", jar]
-    env = {**os.environ, **stack.flink_env()}
-    proc = run_client(cmd, env, f"submitting {job}")
+    work = Path(tempfile.mkdtemp(prefix="submit-", dir=home()))
+    try:
+        if sql_file is None:
+            sql_file = work / f"{job}.{env_name}.sql"
+            sql_file.write_text(render(env_name, job))
+        script_text = sql_file.read_text()
+        plan_file = work / "plan.json"
+        if plan is not None:
+            plan_file.write_text(json.dumps(plan))
+        script = REPO / "pyflink_jobs" / "streaming_job.py"
+        cmd = ["bash", str(flink_home() / "bin" / "flink"), "run", "-d",
+               "-m", stack.env.flink.rest_url.split("://")[-1], *(["-s", from_savepoint] if from_savepoint else []),
+               "-pyclientexec", sys.executable, "-pyexec", sys.executable, "-py", str(script),
+               "--env", env_name, "--job", job, "--detach", *(a for c in conf for a in ("--conf", c)),
+               "--sql-file", str(sql_file), "--plan", str(plan_file),
+               *(["--compile-plan", str(plan_file)] if plan is None else [])]  # compiled in the same client
+        for jar in connector_jars():
+            cmd += ["--jar", jar]
+        env = {**os.environ, **stack.flink_env()}
+        proc = run_client(cmd, env, f"submitting {job}")
+        if plan is None and plan_file.exists():
+            plan = json.loads(plan_file.read_text())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     found = re.search(r"submitted job ([0-9a-f]{32})", proc.stdout) or re.search(r"JobID ([0-9a-f]{32})", proc.stdout)
     if proc.returncode != 0 or not found:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        cause = next((ln for ln in reversed(detail) if "Exception" in ln or "Error" in ln), detail[-1] if detail else "")
-        raise StackError(f"submitting {job} failed: {cause.strip()[:400]}")
+        raise StackError(f"submitting {job} failed: {_cause(proc)}")
     job_id = found.group(1)
+    if plan is None:
+        raise StackError(f"job {job_id} was submitted but its compiled plan was not written")
+    write_atomically(plan_path(stack.env, job_id), json.dumps({"script": script_text, "plan": plan}))
     say(f"  submitted {job} as Flink job {job_id}")
     return job_id
+
+
+def _cause(proc: subprocess.CompletedProcess) -> str:
+    """The line of a failed client's output that says why: a refused restore if there is one (the
+    client ends with "Python process exits with code: 1"), else the last exception."""
+    detail = (proc.stderr + "\n" + proc.stdout).strip().splitlines()
+    cause = next((ln for ln in detail if "Cannot map checkpoint/savepoint state" in ln), None) or next(
+        (ln for ln in reversed(detail) if "Exception" in ln or "Error" in ln), detail[-1] if detail else "")
+    return cause.strip()[:400]
+
+
+def compile_plan(env_name: str, sql_file: Path, conf: list[str] = ()) -> dict:
+    """The compiled plan (COMPILE PLAN, as JSON) of a rendered script's statement set, made by a
+    local table environment here: nothing is submitted."""
+    out = Path(tempfile.mkdtemp(prefix="plan-", dir=home())) / "plan.json"
+    try:
+        cmd = [sys.executable, "-m", "pyflink_jobs.streaming_job", "--env", env_name, "--sql-file", str(sql_file),
+               "--compile-plan", str(out), *(a for c in conf for a in ("--conf", c)),
+               *(a for jar in connector_jars() for a in ("--jar", jar))]
+        proc = run_client(cmd, dict(os.environ), f"compiling the plan of {sql_file.name}")
+        if proc.returncode != 0 or not out.exists():
+            raise StackError(f"compiling the plan of {sql_file} failed: {_cause(proc)}")
+        return json.loads(out.read_text())
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
+
+
+def plan_path(env, job_id: str) -> Path:
+    """Where the script and compiled plan a job runs are kept: the environment's flink.plan_dir."""
+    return env_dir(env.flink.plan_dir) / f"{job_id}.json"
+
+
+def kept_plan(env, job_id: str) -> dict:
+    """{"script": the rendered SQL, "plan": its compiled plan} of a job `submit` started."""
+    path = plan_path(env, job_id)
+    if not path.exists():
+        raise StackError(f"no compiled plan is kept for job {job_id} ({path}): it was not started by "
+                         f"`adagg job submit|resume|upgrade`, so its operators cannot be matched")
+    return json.loads(path.read_text())
+
+
+def _savepoint_plan_path(env, location: str) -> Path:
+    return env_dir(env.flink.plan_dir) / "savepoints" / f"{location.rstrip('/').rsplit('/', 1)[-1]}.json"
+
+
+def keep_plan_for_savepoint(env, job_id: str, location: str) -> None:
+    """Keep the job's script and plan under its savepoint's name, for resume and rollback."""
+    path = plan_path(env, job_id)
+    if path.exists():
+        write_atomically(_savepoint_plan_path(env, location), path.read_text())
+
+
+def plan_for_savepoint(env, location: str) -> dict | None:
+    path = _savepoint_plan_path(env, location)
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def run_client(cmd: list[str], env: dict, what: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
@@ -103,7 +181,11 @@ def wait_running(rest_url: str, job_id: str, timeout_s: float = 120) -> None:
     """Wait until every task of the job runs (so its Kafka source has started reading)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        detail = job_detail(rest_url, job_id)
+        try:
+            detail = job_detail(rest_url, job_id)
+        except requests.RequestException:  # the JobManager itself is down or still recovering its jobs
+            time.sleep(0.5)
+            continue
         if detail.get("state") in ("FAILED", "CANCELED", "FINISHED"):
             raise StackError(f"Flink job {job_id} is {detail['state']}")
         vertices = detail.get("vertices", [])
@@ -153,10 +235,15 @@ def stop_with_savepoint(rest_url: str, job_id: str, target: str | None = None, t
 
 def wait_recovered(rest_url: str, job_id: str, since_ms: int, timeout_s: float = 180) -> int:
     """Wait until a job that failed at or after since_ms (epoch ms) runs again with every task
-    RUNNING; returns when it switched back to RUNNING (epoch ms, the JobManager's clock)."""
+    RUNNING; returns when it switched back to RUNNING (epoch ms, the JobManager's clock). The
+    REST API may be gone meanwhile (a JobManager failover): it is asked again."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        detail = job_detail(rest_url, job_id)
+        try:
+            detail = job_detail(rest_url, job_id)
+        except requests.RequestException:  # the JobManager itself is down or still recovering its jobs
+            time.sleep(0.5)
+            continue
         if detail.get("state") in ("FAILED", "CANCELED", "FINISHED"):
             raise StackError(f"Flink job {job_id} is {detail['state']}")
         running_at = detail["timestamps"].get("RUNNING", 0)

@@ -29,16 +29,16 @@ def connection(env) -> dict:
     return out
 
 
-def ensure_topics(env, say=print) -> None:
+def ensure_topics(env, say=print, sql_dir=None) -> None:
     """Create every topic the streaming job uses that does not exist yet (its sources and sinks,
     taken from the rendered SQL), the collector's dead-letter topic and the reconciliation history,
     with the environment's partitions and replication factor."""
-    from adagg.sql import topics
+    from adagg.sql import SQL_DIR, topics
 
     admin = KafkaAdminClient(**connection(env), request_timeout_ms=15000)
     try:
         existing = set(admin.list_topics())
-        wanted = {**topics(env), **{t.name: t.partitions for t in (env.topics.dlq, env.topics.reconciliations)}}
+        wanted = {**topics(env, sql_dir=sql_dir or SQL_DIR), **{t.name: t.partitions for t in (env.topics.dlq, env.topics.reconciliations)}}
         for name, partitions in wanted.items():
             if name in existing:
                 continue

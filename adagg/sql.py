@@ -30,17 +30,17 @@ def example_params(job: str) -> dict:
             "output_uri": "file:///tmp/adagg-backfill-example"}
 
 
-def sql_digest() -> str:
+def sql_digest(sql_dir=SQL_DIR) -> str:
     """Digest of every SQL template: part of each output row's lineage."""
     h = hashlib.sha256()
-    for path in sorted(SQL_DIR.rglob("*.sql")):
-        h.update(path.relative_to(SQL_DIR).as_posix().encode())
+    for path in sorted(sql_dir.rglob("*.sql")):
+        h.update(path.relative_to(sql_dir).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
 
-def pipeline_version() -> str:
-    return f"{__version__}+sql.{sql_digest()}"
+def pipeline_version(sql_dir=SQL_DIR) -> str:
+    return f"{__version__}+sql.{sql_digest(sql_dir)}"
 
 
 def marts(sql_dir=SQL_DIR) -> list[str]:
@@ -193,15 +193,15 @@ def render(env: str | Namespace, job: str = "streaming", sql_dir=SQL_DIR, python
     if not python_udfs:
         params = {"enrichment_lookup": enrichment_lookup(), **params}
     text = jenv.get_template(f"jobs/{job}.sql").render(
-        env=env, pipeline_version=pipeline_version(), marts=marts(sql_dir), functions=functions(sql_dir),
+        env=env, pipeline_version=pipeline_version(sql_dir), marts=marts(sql_dir), functions=functions(sql_dir),
         python_udfs=python_udfs, **params)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
-def topics(env: Namespace, job: str = "streaming") -> dict[str, int]:
+def topics(env: Namespace, job: str = "streaming", sql_dir=SQL_DIR) -> dict[str, int]:
     """Every topic a job reads or writes, with its partition count: what must exist before it runs."""
     named = {t.name: t.partitions for t in env.topics.values()}
-    used = re.findall(r"^  'topic' = '([^']+)'", render(env, job), re.M)
+    used = re.findall(r"^  'topic' = '([^']+)'", render(env, job, sql_dir=sql_dir), re.M)
     return {name: named.get(name, env.outputs.partitions) for name in dict.fromkeys(used)}
 
 

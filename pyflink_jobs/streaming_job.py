@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # flink run -py
 from adagg.sql import render, split_statements  # noqa: E402
 
 SET_RE = re.compile(r"^SET\s+'([^']+)'\s*=\s*'([^']*)'$", re.S | re.I)
+STATEMENT_SET_RE = re.compile(r"^\s*EXECUTE STATEMENT SET", re.I)
 # The line main() prints when an attached job has finished; net_runtime_ms reads it back.
 NET_RUNTIME_RE = re.compile(r"^job finished: net runtime (\d+) ms$", re.M)
 
@@ -59,11 +60,23 @@ def run_statement(t_env, statement: str):
     return t_env.execute_sql(statement)
 
 
-def run_script(t_env, script: str):
-    """Execute a rendered script; returns the TableResult of its statement set."""
+def run_script(t_env, script: str, plan: str | None = None, compile_to: str | None = None):
+    """Execute a rendered script; returns the TableResult of its statement set.
+
+    plan: run this compiled plan (a COMPILE PLAN output) in place of the script's statement set;
+    the script's other statements still give the job its settings and functions. compile_to:
+    write the statement set's compiled plan to this file instead of running it (FLIP-190: the plan
+    fixes every operator and its id, so a job run from it keeps its operator uids). Both, naming
+    the same file: compile the statement set there and run that plan (one JVM for both)."""
     result = None
     for statement in split_statements(script):
-        result = run_statement(t_env, statement) or result
+        if STATEMENT_SET_RE.match(statement) and (plan or compile_to):
+            if compile_to:  # with plan too (the same file): compile, then run what was compiled
+                body = STATEMENT_SET_RE.sub("", statement, count=1)
+                run_statement(t_env, f"COMPILE PLAN '{Path(compile_to).resolve().as_uri()}' FOR STATEMENT SET{body}")
+            statement = f"EXECUTE PLAN '{Path(plan).resolve().as_uri()}'" if plan else None
+        if statement:
+            result = run_statement(t_env, statement) or result
     return result
 
 
@@ -76,11 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                         help="extra Flink configuration, e.g. rest.port=18081 for a mini-cluster UI")
     parser.add_argument("--detach", action="store_true", help="return once submitted")
+    parser.add_argument("--plan", metavar="FILE", help="run this compiled plan instead of the script's statement set")
+    parser.add_argument("--compile-plan", metavar="FILE",
+                        help="write the compiled plan of the script's statement set to FILE; run nothing "
+                        "(unless --plan names the same FILE: then run it)")
     args = parser.parse_args(argv)
 
     script = Path(args.sql_file).read_text() if args.sql_file else render(args.env, args.job)
     batch = re.search(r"^SET 'execution.runtime-mode' = 'batch';$", script, re.M | re.I) is not None
-    result = run_script(build_table_env(args.jar, args.conf, batch=batch), script)
+    result = run_script(build_table_env(args.jar, args.conf, batch=batch), script, plan=args.plan,
+                        compile_to=args.compile_plan)
     job_client = result.get_job_client() if result is not None else None
     if job_client is not None:
         print(f"submitted job {job_client.get_job_id()}", flush=True)

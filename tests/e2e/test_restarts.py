@@ -1,4 +1,4 @@
-"""Late events across restarts, on the whole stack at parallelism 4 over two TaskManagers.
+"""Late events across restarts and upgrades, on the whole stack at parallelism 4 over two TaskManagers.
 
 Windows fire and are committed; then the job is interrupted (a TaskManager kill -9, or a stop with
 a savepoint), and late events for those very windows are sent while it is down, so the restored
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def wait_committed(env, oracle, fence_ts: int, timeout_s: float = 240) -> dict:
 def run_with_interruption(stack, job_id: str, seed: int, interrupt, resume) -> int:
     """Phase 1 (fenced) -> its windows committed -> interrupt -> phase 2, whose late events belong
     to those windows, sent while the job is down -> resume -> phase 3 (the close) -> all exact.
-    Returns the newest event time sent."""
+    Returns the oracle and the newest event time sent."""
     env = load("local")
     traffic = make_traffic(env, seed=seed, events=6_000, ads=20, start_ms=next_start_ms(env))
     oracle = traffic.oracle
@@ -85,7 +86,7 @@ def run_with_interruption(stack, job_id: str, seed: int, interrupt, resume) -> i
     assert late_seen == late_ids
     assert wait_for_pinot(env, oracle, since_ms=since, timeout_s=120) == {
         k: v for k, v in oracle.minute.items() if k[0] >= since}
-    return max(json.loads(s.value)["event_time"] for phase in traffic.phases for s in phase)
+    return oracle, max(json.loads(s.value)["event_time"] for phase in traffic.phases for s in phase)
 
 
 def test_late_events_sent_while_a_crashed_taskmanager_is_replaced_go_to_the_late_stream(stack, job):
@@ -104,9 +105,13 @@ def test_late_events_sent_while_a_crashed_taskmanager_is_replaced_go_to_the_late
     run_with_interruption(stack, job, seed=404, interrupt=interrupt, resume=resume)
 
 
-def _cli(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "adagg.cli", "job", *args], cwd=REPO, capture_output=True,
+def _cli_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "adagg.cli", "job", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=600)
+
+
+def _cli(*args: str) -> str:
+    done = _cli_run(*args)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -133,7 +138,7 @@ def test_late_events_sent_while_the_job_is_stopped_with_a_savepoint_go_to_the_la
         [resumed] = flink.running_jobs(env)
         return resumed["jid"], flink.job_detail(env.flink.rest_url, resumed["jid"])["timestamps"]["RUNNING"]
 
-    newest = run_with_interruption(stack, running["jid"], seed=405, interrupt=interrupt, resume=resume)
+    _, newest = run_with_interruption(stack, running["jid"], seed=405, interrupt=interrupt, resume=resume)
     # Nothing writes to the raw topic now (no collector events, so no heartbeats): once the group
     # has committed its end, the lag the status reads is 0 and stays 0, whatever the timing.
     assert wait_until_consumed(env, 60)
@@ -143,3 +148,84 @@ def test_late_events_sent_while_the_job_is_stopped_with_a_savepoint_go_to_the_la
     assert status["last_checkpoint"] and status["last_checkpoint"]["path"]
     [(source, watermark)] = status["source_watermarks"].items()
     assert "src_ad_events_raw" in source and watermark is not None and watermark <= newest
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "upgrade"
+
+
+def _sql_copy(tmp_path: Path) -> Path:
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(paths.SQL_DIR, sql_dir)
+    return sql_dir
+
+
+def test_an_incompatible_upgrade_is_refused_before_anything_stops(stack, job, tmp_path):
+    """The dedup's key changed: its state (the event ids seen) means something else now. Both
+    `upgrade --check` and `upgrade` say so, naming the operator and the change, and exit 2; the
+    running job is not touched and no savepoint is taken."""
+    env = load("local")
+    sql_dir = _sql_copy(tmp_path)
+    dedup = sql_dir / "views" / "int_events_deduped.sql"
+    text = dedup.read_text()
+    assert "PARTITION BY event_id ORDER BY" in text
+    dedup.write_text(text.replace("PARTITION BY event_id ORDER BY", "PARTITION BY event_id, event_type ORDER BY"))
+    [running] = flink.running_jobs(env)
+    savepoints = paths.env_dir(env.flink.savepoint_dir)
+    before = sorted(savepoints.iterdir()) if savepoints.exists() else []
+    for args in (["--check"], []):
+        done = _cli_run("upgrade", *args, "--sql-dir", str(sql_dir))
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "incompatible:" in done.stdout
+        assert "Deduplicate(keep=[FirstRow], key=[event_id]," in done.stdout  # the operator whose state is lost
+        assert "Exchange(distribution=[hash[event_id, event_type]])" in done.stdout  # where the plans first differ
+        assert "docs/deploy.md#an-incompatible-change" in done.stdout
+        assert f"job {running['jid']} keeps running unchanged" in done.stdout
+    assert [j["jid"] for j in flink.running_jobs(env)] == [running["jid"]]
+    assert flink.job_detail(env.flink.rest_url, running["jid"])["state"] == "RUNNING"
+    assert (sorted(savepoints.iterdir()) if savepoints.exists() else []) == before
+
+
+def test_a_compatible_upgrade_under_traffic_loses_and_doubles_nothing(stack, job, tmp_path):
+    """A new mart and sink added to the SQL: `upgrade --check` says every state carries over;
+    `upgrade` runs while the late phase is sent (so events reach the old job, the stop and the
+    new job), and every output is exact across it: committed final rows once and unchanged, late
+    events in the late stream, live = final. The new mart's rows are exact too: each minute it
+    writes is a minute whose windows fired in the new job, so it saw all of that minute."""
+    env = load("local")
+    sql_dir = _sql_copy(tmp_path)
+    shutil.copy(FIXTURES / "mart_campaign_minute.sql", sql_dir / "views")
+    shutil.copy(FIXTURES / "snk_campaign_minute.sql", sql_dir / "sinks")
+    [running] = flink.running_jobs(env)
+    check = _cli("upgrade", "--check", "--sql-dir", str(sql_dir))
+    assert "compatible: the state of all" in check and "new sinks: snk_campaign_minute" in check
+    assert [j["jid"] for j in flink.running_jobs(env)] == [running["jid"]]  # --check stopped nothing
+    upgrading: dict = {}
+
+    def interrupt(job_id: str) -> str:
+        upgrading["proc"] = subprocess.Popen([sys.executable, "-m", "adagg.cli", "job", "upgrade", "--sql-dir",
+                                              str(sql_dir)], cwd=REPO, stdout=subprocess.PIPE,
+                                             stderr=subprocess.STDOUT, text=True)
+        return job_id
+
+    def resume(job_id: str, since_ms: int) -> tuple[str, int]:
+        out, _ = upgrading["proc"].communicate(timeout=600)
+        assert upgrading["proc"].returncode == 0, out
+        new_id = re.search(r"upgraded: job ([0-9a-f]{32})", out)[1]
+        assert new_id != job_id and [j["jid"] for j in flink.running_jobs(env)] == [new_id]
+        return new_id, flink.job_detail(env.flink.rest_url, new_id)["timestamps"]["RUNNING"]
+
+    oracle, _ = run_with_interruption(stack, running["jid"], seed=406, interrupt=interrupt, resume=resume)
+    [status] = json.loads(_cli("status", "--json"))
+    assert status["checkpoints"]["restored"] >= 1
+    expected: dict = {}
+    for (window_start_ms, *_), row in oracle.minute.items():
+        sums = expected.setdefault((window_start_ms, row["campaign_id"]), dict.fromkeys(
+            ("clicks", "billable_clicks", "spend_micros"), 0))
+        for measure in sums:
+            sums[measure] += row[measure]
+    topic = output_topic(env, "campaign-minute").name
+    written = [r for _, r in read_topic(env, topic) if r is not None]
+    keys = [(r["window_start_ms"], r["campaign_id"]) for r in written]
+    assert written and len(keys) == len(set(keys))  # rows, each written once
+    for row, key in zip(written, keys):
+        assert {m: row[m] for m in expected[key]} == expected[key], key
