@@ -66,6 +66,14 @@ class Service:
     after: list[str] = field(default_factory=list)   # services that must be healthy first
     extra_env: Callable[[], dict[str, str]] = dict  # evaluated when the service starts
     optional: bool = False  # started only when named (`adagg superset up`); stopped with the rest
+    # Started again whenever it exits, as a Kubernetes Deployment restarts its pod: the process the
+    # pid file names is a supervising shell, the service runs as its child (SUPERVISE).
+    supervised: bool = False
+
+
+# A supervised service's shell: run the command again 1 s after it exits, for as long as the shell
+# lives. `stack down` stops both (SIGTERM to the process group ends the shell with its child).
+SUPERVISE = 'while :; do "$@"; echo "adagg: $0 exited with status $?; starting it again in 1 s" >&2; sleep 1; done'
 
 
 # ---------------------------------------------------------------- helpers
@@ -297,7 +305,24 @@ class Stack:
 
     def _flink_cmd(self, role: str, *dynamic: str) -> list[str]:
         require_java()
-        return ["bash", str(flink_home() / "bin" / f"{role}.sh"), "start-foreground", *dynamic]
+        return ["bash", str(flink_home() / "bin" / f"{role}.sh"), "start-foreground", *self.flink_ha(), *dynamic]
+
+    def flink_ha(self) -> list[str]:
+        """JobManager high availability through the stack's ZooKeeper, for the cluster's processes
+        only (the JobManager and the TaskManagers, which find their leader there): the leader's
+        address, the job graphs and the completed checkpoints' pointers live in ZooKeeper, their
+        files under data/flink/ha. A JobManager that dies (the stack starts it supervised) comes
+        back, finds its jobs there and restores each from its newest checkpoint. Clients (`flink
+        run`, the tests' mini-clusters) use the same config.yaml without it and reach the REST port."""
+        # "-D key=value" as two arguments: jobmanager.sh takes a first argument not "-D" for a host.
+        ha = {"high-availability.type": "zookeeper",
+              "high-availability.zookeeper.quorum": f"{self.s.host}:{self.s.zookeeper.port}",
+              "high-availability.storageDir": f"file://{paths.data() / 'flink' / 'ha'}",
+              "high-availability.cluster-id": f"/adagg-{self.env.name}",
+              # A killed JobManager's leadership and job locks are ZooKeeper nodes of its session: they
+              # go when the session expires (default 60 s), and only then does its successor take over.
+              "high-availability.zookeeper.client.session-timeout": "10000"}
+        return [arg for key, value in ha.items() for arg in ("-D", f"{key}={value}")]
 
     def taskmanager_names(self) -> list[str]:
         """flink-taskmanager-1 .. -N (stack.flink_taskmanagers): each one is a service of its own,
@@ -351,7 +376,8 @@ class Stack:
             Service("zookeeper", [s.zookeeper.port], lambda: self._pinot_cmd("zookeeper", s.zookeeper.heap),
                     lambda: port_open(s.zookeeper.port, h), url=f"{h}:{s.zookeeper.port}"),
             Service("flink-jobmanager", [s.flink_jobmanager.port, s.flink_jobmanager.rpc_port, s.flink_jobmanager.metrics_port],
-                    lambda: self._flink_cmd("jobmanager"), lambda: http_ok(f"{rest}/overview"), url=rest),
+                    lambda: self._flink_cmd("jobmanager"), lambda: http_ok(f"{rest}/overview"), url=rest,
+                    after=["zookeeper"], supervised=True),
             *(self._taskmanager(name, rest) for name in self.taskmanager_names()),
             Service("pinot-controller", [s.pinot_controller.port, s.pinot_controller.metrics_port],
                     lambda: self._pinot_cmd("controller", s.pinot_controller.heap),
@@ -394,6 +420,17 @@ class Stack:
                     raise StackError(f"unknown service {n!r}; known: {', '.join(sorted(known | set(groups)))}")
             wanted += names
         return [svc for svc in self.services if svc.name in wanted]
+
+    def with_dependencies(self, selected: list[Service]) -> list[Service]:
+        """The services and every service they need (`after`, transitively), in stack order: `up
+        --only flink` starts the ZooKeeper the JobManager keeps its leadership in."""
+        names, todo = set(), [svc.name for svc in selected]
+        while todo:
+            name = todo.pop()
+            if name not in names:
+                names.add(name)
+                todo += next(svc.after for svc in self.services if svc.name == name)
+        return [svc for svc in self.services if svc.name in names]
 
     # ------------------------------------------------------------ process bookkeeping
 
@@ -450,8 +487,9 @@ class Stack:
         env = {MARKER: str(self.home), "ADAGG_SERVICE": svc.name,
                **{k: v for k, v in os.environ.items() if k not in (MARKER, "ADAGG_SERVICE")},
                **self.flink_env(), **svc.extra_env()}
+        command = ["bash", "-c", SUPERVISE, svc.name, *svc.command()] if svc.supervised else svc.command()
         with open(log, "ab") as out:
-            proc = subprocess.Popen(svc.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=env, cwd=self.home, start_new_session=True)
         self.pid_file(svc.name).write_text(str(proc.pid))
         _note(f"{svc.name}: started pid {proc.pid}")
@@ -473,7 +511,7 @@ class Stack:
     def up(self, only: list[str] | None = None, say=print) -> dict[str, float]:
         """Start what is not running, in dependency order, and wait for health. Idempotent."""
         t0 = time.monotonic()
-        todo = self.select(only)
+        todo = self.with_dependencies(self.select(only))
         started: dict[str, float] = {}
         pending = list(todo)
         healthy: set[str] = {svc.name for svc in self.services if self.pid(svc.name) and svc.healthy()}

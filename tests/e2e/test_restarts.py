@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from adagg import flink, paths
+from adagg import flink, paths, procstat
 from adagg.demo import make_traffic, next_start_ms, run_since_ms, wait_for_pinot
 from adagg.env import late_delay_ms, load
 from adagg.kafka_io import phase_sender, read_topic, wait_until_consumed
@@ -103,6 +103,39 @@ def test_late_events_sent_while_a_crashed_taskmanager_is_replaced_go_to_the_late
         return job_id, running_at
 
     run_with_interruption(stack, job, seed=404, interrupt=interrupt, resume=resume)
+
+
+def _jvm_of(stack, service: str) -> int:
+    """The JVM a supervised service runs: the java child of the shell its pid file names."""
+    shell = stack.pid(service)
+    [jvm] = [st.pid for st in procstat.every() if st.ppid == shell
+             and b"java" in Path(f"/proc/{st.pid}/cmdline").read_bytes().split(b"\0")[0]]
+    return jvm
+
+
+def test_a_jobmanager_killed_under_traffic_comes_back_and_recovers_the_job_exactly(stack, job):
+    """kill -9 of the JobManager's JVM, right after windows were committed: its supervisor starts
+    it again (as Kubernetes restarts a pod); it wins the leadership in ZooKeeper, finds the job
+    there and restores it from its newest checkpoint, under the same job id, by itself. Late
+    events for the committed windows are sent while it is down. Every output is exact."""
+    env = load("local")
+    [running] = flink.running_jobs(env)
+    killed: dict = {}
+
+    def interrupt(job_id: str) -> str:
+        killed["pid"] = _jvm_of(stack, "flink-jobmanager")
+        os.kill(killed["pid"], signal.SIGKILL)
+        return job_id
+
+    def resume(job_id: str, since_ms: int) -> tuple[str, int]:
+        running_at = flink.wait_recovered(env.flink.rest_url, job_id, since_ms, timeout_s=300)
+        assert _jvm_of(stack, "flink-jobmanager") != killed["pid"]
+        return job_id, running_at
+
+    run_with_interruption(stack, running["jid"], seed=407, interrupt=interrupt, resume=resume)
+    assert [j["jid"] for j in flink.running_jobs(env)] == [running["jid"]]  # the same job, not a new one
+    [status] = json.loads(_cli("status", "--json"))
+    assert status["state"] == "RUNNING" and status["checkpoints"]["restored"] >= 1
 
 
 def _cli_run(*args: str) -> subprocess.CompletedProcess:

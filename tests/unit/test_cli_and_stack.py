@@ -75,6 +75,51 @@ def test_unknown_service_is_rejected(tmp_path, monkeypatch):
         Stack("local").select(["mysql"])
     assert [s.name for s in Stack("local").select(["flink"])] == [
         "flink-jobmanager", "flink-taskmanager-1", "flink-taskmanager-2"]
+    # Started with what they need: the JobManager's high availability (leader, job graphs) lives in
+    # ZooKeeper. Stopped without it (`down --only flink` leaves Pinot's ZooKeeper alone).
+    stack = Stack("local")
+    assert [s.name for s in stack.with_dependencies(stack.select(["flink"]))] == [
+        "zookeeper", "flink-jobmanager", "flink-taskmanager-1", "flink-taskmanager-2"]
+    assert [s.name for s in stack.with_dependencies(stack.select(["query-api"]))] == [
+        "zookeeper", "pinot-controller", "pinot-broker", "query-api"]
+
+
+def test_the_jobmanager_runs_supervised_with_zookeeper_ha(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    stack = Stack("local")
+    [jm] = stack.select(["flink-jobmanager"])
+    assert jm.supervised and jm.after == ["zookeeper"]
+    assert not any(s.supervised for s in stack.services if s.name != "flink-jobmanager")
+    args = stack.flink_ha()
+    assert args[0::2] == ["-D"] * (len(args) // 2)  # jobmanager.sh reads a first argument not "-D" as its host
+    ha = dict(arg.split("=", 1) for arg in args[1::2])
+    assert ha["high-availability.type"] == "zookeeper"
+    assert ha["high-availability.zookeeper.quorum"] == f"127.0.0.1:{stack.s.zookeeper.port}"
+    assert ha["high-availability.storageDir"].startswith(f"file://{tmp_path}")
+
+
+def test_a_supervised_command_is_started_again_when_it_exits(tmp_path):
+    """The supervising shell itself (stack.SUPERVISE): a child that exits is started again."""
+    import subprocess
+    import time
+
+    from adagg.stack import SUPERVISE
+
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(["bash", "-c", SUPERVISE, "svc", "bash", "-c", f"echo run >> {runs}"],
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (not runs.exists() or len(runs.read_text().split()) < 2):
+            time.sleep(0.1)
+        assert len(runs.read_text().split()) >= 2
+    finally:
+        import os
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    assert "svc exited with status 0; starting it again in 1 s" in proc.stderr.read()
 
 
 def test_superset_is_started_only_when_named_and_runs_outside_our_venv(tmp_path, monkeypatch):
