@@ -388,6 +388,13 @@ def cmd_serve(args) -> None:
     run(args.env, host=args.host, port=args.port)
 
 
+def cmd_deploy(args) -> None:
+    from adagg.deploy import write
+
+    for path in write(args.env, Path(args.out) if args.out else None):
+        print(f"wrote {path}")
+
+
 def cmd_demo(args) -> None:
     from adagg.demo import run_demo
 
@@ -572,6 +579,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: <archive.reports>/billing/<date>/<source>)")
     _env_arg(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("deploy", help="render the environment's Kubernetes manifests (Flink Kubernetes Operator, "
+                                      "collector, query API)",
+                       description="render: the FlinkDeployment (application mode) of the streaming job, or a "
+                       "session cluster and its FlinkSessionJob, the collector and the query API as Deployments with "
+                       "Services and PodDisruptionBudgets, from the environment's deploy: section, into --out "
+                       "(default infra/k8s/<env>/: services/ plus application/ or session/). Secrets are referenced "
+                       "by name, never rendered. docs/deploy.md.")
+    p.add_argument("action", choices=["render"])
+    p.add_argument("--out", help="the folder to write to (default: infra/k8s/<env>/)")
+    _env_arg(p)
+    p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("demo", help="start the stack, create tables, run the job, send traffic, show results")
     p.add_argument("--events", type=int, default=20_000)

@@ -13,7 +13,8 @@ from pathlib import Path
 from adagg import paths
 from adagg.stack import StackError, require_java
 
-MODULES = ("kafka", "pinot", "flink", "flink-sql-client", "metrics")
+# k8s-schemas: the Flink Kubernetes Operator CRDs the unit tests check rendered manifests against.
+MODULES = ("kafka", "pinot", "flink", "flink-sql-client", "metrics", "k8s-schemas")
 
 
 def _pom_digest() -> str:
