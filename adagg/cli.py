@@ -391,7 +391,19 @@ def cmd_serve(args) -> None:
 def cmd_deploy(args) -> None:
     from adagg.deploy import write
 
-    for path in write(args.env, Path(args.out) if args.out else None):
+    plan = None
+    if args.with_plan:
+        from adagg.deploy_plan import compile_for
+
+        if not args.out:
+            raise SystemExit("--with-plan needs --out: infra/k8s/<env>/ holds the manifests without a plan "
+                             "(a unit test compares them with a fresh render)")
+        code, plan = compile_for(args.env, Path(args.against) if args.against else None)
+        if code:
+            raise SystemExit(code)
+    elif args.against:
+        raise SystemExit("--against compares plans: it needs --with-plan")
+    for path in write(args.env, Path(args.out) if args.out else None, plan=plan):
         print(f"wrote {path}")
 
 
@@ -589,6 +601,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "by name, never rendered. docs/deploy.md.")
     p.add_argument("action", choices=["render"])
     p.add_argument("--out", help="the folder to write to (default: infra/k8s/<env>/)")
+    p.add_argument("--with-plan", action="store_true",
+                   help="compile the SQL here and make the application-mode job run that plan (a ConfigMap); "
+                        "needs --out")
+    p.add_argument("--against", metavar="PLAN_JSON",
+                   help="--with-plan: the plan the deployment runs now (its ConfigMap's plan.json): the new one "
+                        "keeps its operator ids, or the render is refused (exit 2) if a state could not restore")
     _env_arg(p)
     p.set_defaults(func=cmd_deploy)
 

@@ -10,6 +10,7 @@ referenced by name (secretKeyRef, secret volumes), never rendered.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -42,6 +43,12 @@ METRICS_PORT = 9249  # Flink's Prometheus reporter on every JobManager and TaskM
 # The operator's FlinkDeployment name; its pods carry it as app.kubernetes.io/name in both variants.
 JOB_NAME = "adagg-streaming"
 SESSION_CLUSTER = "adagg-session"
+# The compiled plan (`adagg deploy render --with-plan`), when there is one: a ConfigMap mounted into the
+# JobManager, run by streaming_job.py --plan. Kubernetes caps a ConfigMap at 1 MiB (the plan of prod:
+# about 250 KB).
+PLAN_MOUNT = APP_DIR / "plan"
+PLAN_KEY = "plan.json"
+PLAN_MAX_BYTES = 1_000_000
 # Which Secret (deploy.secrets) holds the variables named under each section of the environment file.
 SECRET_OF_SECTION = {"kafka": "kafka", "collector": "collector"}
 
@@ -197,14 +204,28 @@ def python_jar_url(env: Namespace, version: str) -> str:
     return f"{base}/org/apache/flink/flink-python/{version}/flink-python-{version}.jar"
 
 
-def job_args(env: Namespace) -> list[str]:
+def job_args(env: Namespace, plan: bool = False) -> list[str]:
     """PythonDriver's arguments: its own options first, then streaming_job.py's (as `adagg job
-    submit` passes them to `flink run`)."""
+    submit` passes them to `flink run`). plan: run the compiled plan mounted from the plan
+    ConfigMap instead of compiling the SQL afresh."""
     args = ["-pyclientexec", PYTHON, "-pyexec", PYTHON, "-py", str(APP_DIR / "pyflink_jobs" / "streaming_job.py"),
             "--env", env.name, "--job", "streaming", "--detach"]
     for jar in connector_jars():
         args += ["--jar", jar]
-    return args
+    return args + (["--plan", str(PLAN_MOUNT / PLAN_KEY)] if plan else [])
+
+
+def plan_configmap_name(plan_json: str) -> str:
+    """Named by its content: a new plan changes the FlinkDeployment's spec, which is what makes the
+    operator run an upgrade (savepoint, then the new plan from it). An edited ConfigMap would not."""
+    return f"{JOB_NAME}-plan-{hashlib.sha256(plan_json.encode()).hexdigest()[:10]}"
+
+
+def plan_json(plan: dict) -> str:
+    text = json.dumps(plan, separators=(",", ":"))  # in the order compiled: Flink reads it back
+    if len(text) > PLAN_MAX_BYTES:
+        raise EnvError(f"the compiled plan is {len(text):,} bytes, over a ConfigMap's {PLAN_MAX_BYTES:,}")
+    return text
 
 
 def pods_services(env: Namespace) -> dict[str, str]:
@@ -226,8 +247,10 @@ def _templates() -> jinja2.Environment:
     return jenv
 
 
-def render(env_name: str) -> dict[str, str]:
-    """Relative path -> text of every manifest of the environment."""
+def render(env_name: str, plan: dict | None = None) -> dict[str, str]:
+    """Relative path -> text of every manifest of the environment. plan: the compiled plan the
+    application-mode job runs (application/streaming-plan.yaml, a ConfigMap); without it the
+    JobManager compiles the image's SQL when the job starts."""
     env = load(env_name)
     if "deploy" not in env:
         raise EnvError(f"environment {env_name!r} has no deploy: section: it is not deployed to Kubernetes"
@@ -237,6 +260,9 @@ def render(env_name: str) -> dict[str, str]:
         "env": env, "d": env.deploy, "image": image(env), "flink_version": version,
         "crd_flink_version": crd_flink_version(version), "flink_conf": flink_configuration(env),
         "job_args": job_args(env), "job_name": JOB_NAME, "session_cluster": SESSION_CLUSTER,
+        "plan_job_args": job_args(env, plan=True), "plan_json": plan_json(plan) if plan else None,
+        "plan_configmap": plan_configmap_name(plan_json(plan)) if plan else None,
+        "plan_mount": str(PLAN_MOUNT), "plan_key": PLAN_KEY,
         "metrics_port": METRICS_PORT, "python_jar": f"flink-python-{version}.jar",
         "python_jar_url": python_jar_url(env, version),
         "flink_secret_env": flink_secret_env(env), "flink_secret_files": flink_secret_files(env),
@@ -248,7 +274,8 @@ def render(env_name: str) -> dict[str, str]:
     }
     jenv = _templates()
     out = {}
-    for rel, template in LAYOUT.items():
+    layout = {**LAYOUT, **({"application/streaming-plan.yaml": "streaming-plan.yaml.j2"} if plan else {})}
+    for rel, template in layout.items():
         text = (f"# Rendered by `adagg deploy render --env {env_name}` from infra/k8s/templates/{template}\n"
                 f"# and infra/env/{env_name}.yaml. Do not edit: change those and render again.\n"
                 + jenv.get_template(template).render(**context))
@@ -259,15 +286,15 @@ def render(env_name: str) -> dict[str, str]:
     return out
 
 
-def manifests(env_name: str) -> list[dict]:
+def manifests(env_name: str, plan: dict | None = None) -> list[dict]:
     """The rendered objects, parsed."""
-    return [doc for text in render(env_name).values() for doc in yaml.safe_load_all(text) if doc]
+    return [doc for text in render(env_name, plan).values() for doc in yaml.safe_load_all(text) if doc]
 
 
-def write(env_name: str, out: Path | None = None) -> list[Path]:
+def write(env_name: str, out: Path | None = None, plan: dict | None = None) -> list[Path]:
     """Render into out (default infra/k8s/<env>/), replacing what an earlier render wrote there."""
     out = out or K8S_DIR / env_name
-    rendered = render(env_name)
+    rendered = render(env_name, plan)
     for folder in {Path(rel).parent for rel in LAYOUT}:
         for stale in (out / folder).glob("*.yaml"):
             if str(stale.relative_to(out)) not in rendered:

@@ -15,6 +15,7 @@ import copy
 import fnmatch
 import importlib.metadata
 import importlib.util
+import json
 import os
 import re
 import secrets
@@ -507,3 +508,46 @@ def test_the_compose_file_uses_the_pinned_images_and_local_yaml_s_ports():
     script = services["job"]["command"][-1]
     assert f"-py {deploy.APP_DIR}/pyflink_jobs/streaming_job.py --env local --job streaming --detach" in script
     assert f"-pyexec {deploy.PYTHON}" in script and f"{deploy.JARS_DIR}/*.jar" in script
+
+
+# ---------------------------------------------------------------- the compiled plan's ConfigMap
+
+def _plan(node_description: str = "Deduplicate(key=[event_id])") -> dict:
+    """A small plan in COMPILE PLAN's shape (the real one is compiled in the integration tier)."""
+    return {"flinkVersion": "2.2", "nodes": [
+        {"id": 1, "type": "stream-exec-table-source-scan_1", "description": "TableSourceScan(table=[raw])"},
+        {"id": 2, "type": "stream-exec-deduplicate_1", "description": node_description}],
+        "edges": [{"source": 1, "target": 2, "shuffle": {"type": "FORWARD"}, "shuffleMode": "PIPELINED"}]}
+
+
+@pytest.mark.parametrize("env_name", DEPLOYED)
+def test_with_a_plan_the_application_job_runs_it_from_a_configmap_named_by_its_content(
+        env_name, operator_crds, kubernetes_schemas):
+    env = envs.load(env_name)
+    docs = deploy.manifests(env_name, plan=_plan())
+    for doc in docs:
+        assert k8s_schemas.validate(doc, env.deploy.kubernetes_version) == [], doc["kind"]
+    [configmap] = by_kind(docs, "ConfigMap")
+    assert json.loads(configmap["data"]["plan.json"]) == _plan()
+    job = one(docs, "FlinkDeployment", deploy.JOB_NAME)
+    assert job["spec"]["job"]["args"][-2:] == ["--plan", "/opt/adagg/plan/plan.json"]
+    [volume] = [v for v in job["spec"]["podTemplate"]["spec"]["volumes"] if v["name"] == "plan"]
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+    [mount] = [m for m in containers(job)[0]["volumeMounts"] if m["name"] == "plan"]
+    assert mount["mountPath"] == "/opt/adagg/plan"
+    # Another plan, another name: the FlinkDeployment's spec changes, so the operator upgrades.
+    other = by_kind(deploy.manifests(env_name, plan=_plan("Deduplicate(key=[billing_key])")), "ConfigMap")[0]
+    assert other["metadata"]["name"] != configmap["metadata"]["name"]
+    # Without a plan (the committed manifests) the JobManager compiles the SQL itself.
+    plain = one(deploy.manifests(env_name), "FlinkDeployment", deploy.JOB_NAME)
+    assert "--plan" not in plain["spec"]["job"]["args"] and not by_kind(deploy.manifests(env_name), "ConfigMap")
+
+
+def test_a_plan_over_a_configmaps_size_is_refused():
+    with pytest.raises(envs.EnvError, match="over a ConfigMap's"):
+        deploy.manifests("prod", plan=_plan("x" * deploy.PLAN_MAX_BYTES))
+
+
+def test_with_plan_needs_an_output_folder_other_than_the_committed_one(capsys):
+    with pytest.raises(SystemExit, match="--with-plan needs --out"):
+        main(["deploy", "render", "--env", "prod", "--with-plan"])
