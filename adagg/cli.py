@@ -175,13 +175,7 @@ def cmd_job(args) -> None:
                   f"restore if its operators do not match the savepoint's)")
             job_id = flink.submit(args.env, args.job, from_savepoint=args.from_savepoint)
         else:  # the plan the savepoint's job ran: its operator ids are the savepoint's
-            import tempfile
-
-            with tempfile.NamedTemporaryFile("w", suffix=".sql", dir=paths.home()) as script:
-                script.write(kept["script"])
-                script.flush()
-                job_id = flink.submit(args.env, args.job, from_savepoint=args.from_savepoint,
-                                      sql_file=Path(script.name), plan=kept["plan"])
+            job_id = flink.submit_kept(args.env, kept, args.from_savepoint)
         flink.wait_running(env.flink.rest_url, job_id)
     elif args.action == "upgrade":
         from adagg.job_upgrade import upgrade

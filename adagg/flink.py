@@ -105,6 +105,14 @@ def kept_plan(env, job_id: str) -> dict:
     return json.loads(path.read_text())
 
 
+def submit_kept(env_name: str, kept: dict, from_savepoint: str, say=print) -> str:
+    """Start a kept script and plan ({"script", "plan"}) from a savepoint: resume, rollback."""
+    with tempfile.TemporaryDirectory(prefix="kept-", dir=home()) as work:
+        script = Path(work) / "script.sql"
+        script.write_text(kept["script"])
+        return submit(env_name, from_savepoint=from_savepoint, sql_file=script, plan=kept["plan"], say=say)
+
+
 def _savepoint_plan_path(env, location: str) -> Path:
     return env_dir(env.flink.plan_dir) / "savepoints" / f"{location.rstrip('/').rsplit('/', 1)[-1]}.json"
 

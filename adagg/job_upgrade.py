@@ -58,9 +58,7 @@ def upgrade(env_name: str, sql_dir: Path = SQL_DIR, check_only: bool = False, sa
         except StackError as exc:
             say(f"  the upgraded job did not start ({exc}); rolling back to the old plan from {location}")
             flink.cancel_all(env, say=say)  # a new job that was submitted but never ran
-            old_sql = Path(work) / "rollback.sql"
-            old_sql.write_text(running["script"])
-            job_id = flink.submit(env_name, from_savepoint=location, sql_file=old_sql, plan=running["plan"], say=say)
+            job_id = flink.submit_kept(env_name, running, location, say=say)
             flink.wait_running(env.flink.rest_url, job_id)
             return REFUSED
     say(f"  upgraded: job {job_id} runs the new plan from {location}")
