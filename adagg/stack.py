@@ -324,6 +324,14 @@ class Stack:
               "high-availability.zookeeper.client.session-timeout": "10000"}
         return [arg for key, value in ha.items() for arg in ("-D", f"{key}={value}")]
 
+    def jobs_recovered(self, overview: dict) -> bool:
+        """Does the JobManager list (again) every job its HA store holds? After a restart it
+        recovers them a moment after its REST API answers: a caller looking in between would take
+        the cluster for empty and submit the job a second time (the demo reuses a running job)."""
+        stored = list((paths.data() / "flink" / "ha" / f"adagg-{self.env.name}").glob("submitted*"))
+        live = [j for j in overview.get("jobs", []) if j["state"] not in ("FINISHED", "CANCELED", "FAILED")]
+        return len(live) >= len(stored)
+
     def taskmanager_names(self) -> list[str]:
         """flink-taskmanager-1 .. -N (stack.flink_taskmanagers): each one is a service of its own,
         so a test or an operator can kill and restart one while the job fails over to the others."""
@@ -376,8 +384,9 @@ class Stack:
             Service("zookeeper", [s.zookeeper.port], lambda: self._pinot_cmd("zookeeper", s.zookeeper.heap),
                     lambda: port_open(s.zookeeper.port, h), url=f"{h}:{s.zookeeper.port}"),
             Service("flink-jobmanager", [s.flink_jobmanager.port, s.flink_jobmanager.rpc_port, s.flink_jobmanager.metrics_port],
-                    lambda: self._flink_cmd("jobmanager"), lambda: http_ok(f"{rest}/overview"), url=rest,
-                    after=["zookeeper"], supervised=True),
+                    lambda: self._flink_cmd("jobmanager"),
+                    lambda: http_ok(f"{rest}/jobs/overview", lambda r: r.ok and self.jobs_recovered(r.json())),
+                    url=rest, after=["zookeeper"], supervised=True),
             *(self._taskmanager(name, rest) for name in self.taskmanager_names()),
             Service("pinot-controller", [s.pinot_controller.port, s.pinot_controller.metrics_port],
                     lambda: self._pinot_cmd("controller", s.pinot_controller.heap),

@@ -98,6 +98,18 @@ def test_the_jobmanager_runs_supervised_with_zookeeper_ha(tmp_path, monkeypatch)
     assert ha["high-availability.storageDir"].startswith(f"file://{tmp_path}")
 
 
+def test_the_jobmanager_is_healthy_once_it_lists_every_job_its_ha_store_holds(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAGG_HOME", str(tmp_path))
+    stack = Stack("local")
+    store = tmp_path / "data" / "flink" / "ha" / "adagg-local"
+    assert stack.jobs_recovered({"jobs": []})  # nothing stored: a fresh cluster
+    store.mkdir(parents=True)
+    (store / "submittedExecutionPlan50c09e2020fc").write_text("")  # Flink 2.2's name for a stored job
+    assert not stack.jobs_recovered({"jobs": []})  # REST answers, the job is not back yet
+    assert not stack.jobs_recovered({"jobs": [{"jid": "a", "state": "CANCELED"}]})
+    assert stack.jobs_recovered({"jobs": [{"jid": "b", "state": "INITIALIZING"}]})
+
+
 def test_a_supervised_command_is_started_again_when_it_exits(tmp_path):
     """The supervising shell itself (stack.SUPERVISE): a child that exits is started again."""
     import subprocess
