@@ -101,11 +101,12 @@ def carry_over(old_plan: dict, new_plan: dict) -> CarryOver:
 
     A node is paired with its equal (same content, same inputs, recursively), else by
     _pair_the_rest with what it most likely became. A wrong pairing can only refuse an upgrade,
-    never pass one: a state is kept only by an equal node (or an unchanged sink). An operator's state carries over only if the operator and everything upstream of
-    it is unchanged (a dedup whose key is now computed differently holds keys that no longer
-    mean the same), except a sink: its state (open Kafka transactions, the rows it upserted) does
-    not depend on how its input was computed, so a sink whose own definition is unchanged keeps it
-    (every change to sql/ changes the pipeline_version column computed just before each sink)."""
+    never pass one: a state is kept only by an equal node (or an unchanged sink). An operator's
+    state carries over only if the operator and everything upstream of it is unchanged (a dedup
+    whose key is now computed differently holds keys that no longer mean the same), except a sink:
+    its state (open Kafka transactions, the rows it upserted) does not depend on how its input was
+    computed, so a sink whose own definition is unchanged keeps it (every change to sql/ changes
+    the pipeline_version column computed just before each sink)."""
     old, new = Graph(old_plan), Graph(new_plan)
     by_digest: dict[str, list[int]] = {}
     for node_id in sorted(old.nodes):

@@ -185,17 +185,26 @@ def job_detail(rest_url: str, job_id: str) -> dict:
     return resp.json()
 
 
+def _live_detail(rest_url: str, job_id: str) -> dict | None:
+    """The job's detail; None while the REST API cannot say (the JobManager is down or still
+    recovering its jobs); StackError once the job has ended."""
+    try:
+        detail = job_detail(rest_url, job_id)
+    except requests.RequestException:
+        return None
+    if detail.get("state") in ("FAILED", "CANCELED", "FINISHED"):
+        raise StackError(f"Flink job {job_id} is {detail['state']}")
+    return detail
+
+
 def wait_running(rest_url: str, job_id: str, timeout_s: float = 120) -> None:
     """Wait until every task of the job runs (so its Kafka source has started reading)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            detail = job_detail(rest_url, job_id)
-        except requests.RequestException:  # the JobManager itself is down or still recovering its jobs
+        detail = _live_detail(rest_url, job_id)
+        if detail is None:
             time.sleep(0.5)
             continue
-        if detail.get("state") in ("FAILED", "CANCELED", "FINISHED"):
-            raise StackError(f"Flink job {job_id} is {detail['state']}")
         vertices = detail.get("vertices", [])
         if vertices and all(v["status"] == "RUNNING" for v in vertices):
             return
@@ -247,13 +256,10 @@ def wait_recovered(rest_url: str, job_id: str, since_ms: int, timeout_s: float =
     REST API may be gone meanwhile (a JobManager failover): it is asked again."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            detail = job_detail(rest_url, job_id)
-        except requests.RequestException:  # the JobManager itself is down or still recovering its jobs
+        detail = _live_detail(rest_url, job_id)
+        if detail is None:
             time.sleep(0.5)
             continue
-        if detail.get("state") in ("FAILED", "CANCELED", "FINISHED"):
-            raise StackError(f"Flink job {job_id} is {detail['state']}")
         running_at = detail["timestamps"].get("RUNNING", 0)
         # A vertex counts as RUNNING once one subtask runs: wait for all (the others may still be
         # restoring their state), and take the time from here, not from the job's RUNNING switch.

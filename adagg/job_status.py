@@ -72,5 +72,6 @@ def format_status(rows: list[dict]) -> str:
                   "  checkpoints: " + ", ".join(f"{k} {v}" for k, v in r["checkpoints"].items()),
                   f"  consumer lag ({r['consumer_lag']['group']} on {r['consumer_lag']['topic']}): "
                   f"{r['consumer_lag']['records']:,} records"]
-        lines += [f"  watermark after {name}: {'none yet' if mark is None else iso(mark)}" for name, mark in r["source_watermarks"].items()]
+        lines += [f"  watermark after {name}: {'none yet' if mark is None else iso(mark)}"
+                  for name, mark in r["source_watermarks"].items()]
     return "\n".join(lines)

@@ -317,18 +317,22 @@ class Stack:
         # "-D key=value" as two arguments: jobmanager.sh takes a first argument not "-D" for a host.
         ha = {"high-availability.type": "zookeeper",
               "high-availability.zookeeper.quorum": f"{self.s.host}:{self.s.zookeeper.port}",
-              "high-availability.storageDir": f"file://{paths.data() / 'flink' / 'ha'}",
-              "high-availability.cluster-id": f"/adagg-{self.env.name}",
+              "high-availability.storageDir": f"file://{self.flink_ha_dir().parent}",
+              "high-availability.cluster-id": f"/{self.flink_ha_dir().name}",
               # A killed JobManager's leadership and job locks are ZooKeeper nodes of its session: they
               # go when the session expires (default 60 s), and only then does its successor take over.
               "high-availability.zookeeper.client.session-timeout": "10000"}
         return [arg for key, value in ha.items() for arg in ("-D", f"{key}={value}")]
 
+    def flink_ha_dir(self) -> Path:
+        """The cluster's HA files (job graphs, blobs, checkpoint pointers): <storageDir>/<cluster-id>."""
+        return paths.data() / "flink" / "ha" / f"adagg-{self.env.name}"
+
     def jobs_recovered(self, overview: dict) -> bool:
         """Does the JobManager list (again) every job its HA store holds? After a restart it
         recovers them a moment after its REST API answers: a caller looking in between would take
         the cluster for empty and submit the job a second time (the demo reuses a running job)."""
-        stored = list((paths.data() / "flink" / "ha" / f"adagg-{self.env.name}").glob("submitted*"))
+        stored = list(self.flink_ha_dir().glob("submitted*"))
         live = [j for j in overview.get("jobs", []) if j["state"] not in ("FINISHED", "CANCELED", "FAILED")]
         return len(live) >= len(stored)
 

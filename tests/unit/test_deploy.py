@@ -268,6 +268,11 @@ def test_flink_versions_agree_between_infra_jvm_pyproject_and_the_venv():
     assert importlib.metadata.version("apache-flink") == version
 
 
+def test_the_image_tags_version_is_the_installed_packages():
+    """adagg.__version__ (the lineage's and the tag's) is pyproject's version, as pip installed it."""
+    assert deploy.project_version() == importlib.metadata.version("adagg")
+
+
 @pytest.mark.parametrize("env_name", DEPLOYED)
 def test_image_flink_version_and_parallelism_come_from_their_one_place(env_name):
     env = envs.load(env_name)
