@@ -38,3 +38,21 @@ def every() -> list[Stat]:
             except (OSError, IndexError, ValueError):
                 continue
     return out
+
+
+def threads(pid: int) -> dict[int, tuple[str, float]]:
+    """{thread id: (thread name, CPU seconds so far)} of a process; {} when it is gone. The names
+    are the kernel's (at most 15 characters)."""
+    out = {}
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            line = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        fields = line.rsplit(")", 1)[1].split()
+        out[tid] = (line[line.index("(") + 1:line.rindex(")")], (int(fields[11]) + int(fields[12])) / TICKS)
+    return out
