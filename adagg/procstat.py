@@ -20,12 +20,21 @@ class Stat:
     cpu_seconds: float  # user + system
 
 
+def _name_and_fields(line: str) -> tuple[str, list[str]]:
+    """A stat line's name (between the first '(' and the last ')': it may hold spaces and ')') and
+    the fields after it: field 3 (state) is fields[0]."""
+    head, tail = line.rsplit(")", 1)
+    return head.split("(", 1)[1], tail.split()
+
+
+def _cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
 def read(pid: int) -> Stat:
     """OSError when the process is gone (IndexError or ValueError if its line reads torn)."""
-    # The fields after the name, which may hold spaces and ')': field 3 (state) is fields[0].
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return Stat(pid, fields[0], int(fields[1]), int(fields[3]), int(fields[19]),
-                (int(fields[11]) + int(fields[12])) / TICKS)
+    _, fields = _name_and_fields(Path(f"/proc/{pid}/stat").read_text())
+    return Stat(pid, fields[0], int(fields[1]), int(fields[3]), int(fields[19]), _cpu_seconds(fields))
 
 
 def every() -> list[Stat]:
@@ -50,9 +59,8 @@ def threads(pid: int) -> dict[int, tuple[str, float]]:
         return out
     for tid in tids:
         try:
-            line = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-        except OSError:
+            name, fields = _name_and_fields(Path(f"/proc/{pid}/task/{tid}/stat").read_text())
+            out[tid] = (name, _cpu_seconds(fields))
+        except (OSError, IndexError, ValueError):  # gone meanwhile, or a torn line
             continue
-        fields = line.rsplit(")", 1)[1].split()
-        out[tid] = (line[line.index("(") + 1:line.rindex(")")], (int(fields[11]) + int(fields[12])) / TICKS)
     return out

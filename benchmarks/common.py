@@ -89,7 +89,7 @@ def render_job(env, changes: dict[str, str], sql_dir: Path | None = None) -> Pat
     if not changes and sql_dir is None:
         return None
     script = sql.render(override(env, {k: yaml.safe_load(v) for k, v in changes.items()}), "streaming",
-                        **({"sql_dir": Path(sql_dir)} if sql_dir else {}))
+                        sql_dir=Path(sql_dir or sql.SQL_DIR))
     path = Path(tempfile.mkdtemp(prefix="adagg-bench-")) / "streaming.sql"
     path.write_text(script)
     return path

@@ -29,18 +29,9 @@ KINDS = [
 
 
 def taskmanager_jvms() -> list[int]:
-    """The TaskManagers' processes and their descendants (the JVM under a launching shell)."""
+    """The TaskManagers' JVMs: taskmanager.sh start-foreground execs Java in the service's own process."""
     stack = Stack()
-    roots = [pid for pid in map(stack.pid, stack.taskmanager_names()) if pid]
-    children: dict[int, list[int]] = {}
-    for st in procstat.every():
-        children.setdefault(st.ppid, []).append(st.pid)
-    out, todo = [], list(roots)
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += children.get(pid, [])
-    return out
+    return [pid for pid in map(stack.pid, stack.taskmanager_names()) if pid]
 
 
 def snapshot() -> dict[str, tuple[str, float]]:
