@@ -19,7 +19,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -103,16 +103,19 @@ class SenderStats:
     resent: int = 0  # requests sent again: unanswered, refused with 503, or events answered "retry"
     accepted: dict[str, float] = field(default_factory=dict)  # event_id -> when first accepted (epoch s)
     rejected: list[str] = field(default_factory=list)  # "event_id: reason" (generated traffic is valid)
+    skipped: list[str] = field(default_factory=list)  # event ids the caller's `skip` dropped when due
     behind_s: float = 0.0  # how far behind its schedule the sender is (grows while the collector is down)
 
 
 class Sender(threading.Thread):
-    """Posts a timeline's sends when due, retrying until every one is accepted (see module doc)."""
+    """Posts a timeline's sends when due, retrying until every one is accepted (see module doc).
+    A send for which `skip` answers True when it is due is dropped: a test shapes the traffic by
+    what it has seen so far (partitions left without events until the windows closed)."""
 
     def __init__(self, url: str, api_key: str, sends: list[tuple[float, str, Send]], tick_s: float = 0.1,
-                 max_batch: int = 5000, timeout_s: float = 10.0):
+                 max_batch: int = 5000, timeout_s: float = 10.0, skip: Callable[[Send], bool] | None = None):
         super().__init__(daemon=True, name="live-traffic-sender")
-        self.sends, self.tick_s, self.max_batch = sends, tick_s, max_batch
+        self.sends, self.tick_s, self.max_batch, self.skip = sends, tick_s, max_batch, skip
         self.http = httpx.Client(base_url=url, timeout=timeout_s,
                                  headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/x-ndjson"})
         self.stats = SenderStats()
@@ -133,7 +136,13 @@ class Sender(threading.Thread):
                     time.sleep(min(self.tick_s, self.sends[i][0] - elapsed))
                     continue
                 self.stats.behind_s = max(0.0, elapsed - self.sends[i][0])
-                self.post([(eid, s.value) for _, eid, s in self.sends[i:j]])
+                batch = []
+                for _, eid, send in self.sends[i:j]:
+                    if self.skip is not None and self.skip(send):
+                        self.stats.skipped.append(eid)
+                    else:
+                        batch.append((eid, send.value))
+                self.post(batch)
                 i = j
         except BaseException as error:  # noqa: BLE001 - reported by the caller through .error
             self.error = error

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import httpx
+
 from kafka.partitioner.default import murmur2
 
-from adagg.live_traffic import timeline
+from adagg.live_traffic import Sender, timeline
 
 BUCKETS = {"impression": 60_000, "click": 60_000, "conversion": 3_600_000}
 START = 1_800_000_000_000
@@ -43,3 +45,22 @@ def test_the_close_fences_one_per_partition_past_every_window():
 
 def test_the_same_seed_makes_the_same_traffic():
     assert [s.value for _, _, s in make(seconds=30).sends] == [s.value for _, _, s in make(seconds=30).sends]
+
+
+def test_the_sender_drops_what_skip_refuses_when_it_is_due_and_posts_the_rest():
+    tl = make(seconds=3, rate=50)
+    sends = [(0.0, eid, s) for _, eid, s in tl.sends]  # all due at once
+    posted: list[str] = []
+
+    def collector(request: httpx.Request) -> httpx.Response:
+        events = [json.loads(line) for line in request.content.splitlines()]
+        posted.extend(e["event_id"] for e in events)
+        return httpx.Response(200, json={"results": [{"status": "accepted"} for _ in events]})
+
+    on_2 = {eid for _, eid, s in sends if (murmur2(s.key) & 0x7FFFFFFF) % 4 == 2}
+    sender = Sender("http://collector.test", "key", sends, skip=lambda s: (murmur2(s.key) & 0x7FFFFFFF) % 4 == 2)
+    sender.http = httpx.Client(base_url="http://collector.test", transport=httpx.MockTransport(collector))
+    sender.run()
+    assert sender.error is None and on_2
+    assert set(sender.stats.skipped) == on_2 and set(posted) == {eid for _, eid, _ in sends} - on_2
+    assert set(sender.stats.accepted) == set(posted)
