@@ -47,6 +47,7 @@ def test_streaming_job_logic():
     assert sql.count("'connector' = 'upsert-kafka'") == 1
     assert "SET 'table.exec.state.ttl' = '2 h';" in sql
     assert "SET 'execution.checkpointing.interval' = '5 s';" in sql
+    assert "SET 'execution.checkpointing.checkpoints-after-tasks-finish' = 'false';" in sql  # stop under back-pressure
     assert "SET 'table.exec.mini-batch.enabled' = 'false';" in sql
     assert "SET 'table.optimizer.agg-phase-strategy' = 'TWO_PHASE';" in sql
     assert "SET 'python.execution-mode' = 'thread';" in sql
