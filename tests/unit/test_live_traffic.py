@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import httpx
-
 from kafka.partitioner.default import murmur2
 
 from adagg.live_traffic import Sender, timeline
