@@ -10,11 +10,14 @@ SET 'table.local-time-zone' = 'UTC';
 SET 'table.exec.state.ttl' = '{{ env.flink.state_ttl }}';
 SET 'execution.checkpointing.interval' = '{{ env.flink.checkpoint_interval }}';
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
+{%- if 'scan.bounded.mode' not in env.flink.get('raw_source_options', {}) %}
 -- No task of this unbounded job ever finishes. Under back-pressure the source's subtasks take a
 -- stop-with-savepoint at different points, and with checkpoints after finished tasks allowed
 -- Flink refuses that savepoint for the source's vertex, whose raw-archive writer keeps union
--- list state (docs/deploy.md#a-stop-under-back-pressure).
+-- list state (docs/deploy.md#a-stop-under-back-pressure). A bounded run (benchmarks, view tests)
+-- keeps them: its exactly-once sinks commit their last records in the final checkpoint.
 SET 'execution.checkpointing.checkpoints-after-tasks-finish' = 'false';
+{%- endif %}
 -- Keyed state off the heap, checkpointed incrementally (docs/pipeline.md#state-and-memory).
 SET 'state.backend.type' = '{{ env.flink.state_backend }}';
 SET 'execution.checkpointing.incremental' = '{{ env.flink.incremental_checkpoints | lower }}';

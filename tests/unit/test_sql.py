@@ -340,3 +340,13 @@ def test_every_window_is_whole_minutes():
     for path in sorted((SQL_DIR / "views").rglob("*.sql")):
         for unit in re.findall(r"INTERVAL '\d+' (\w+)", path.read_text()):
             assert unit in ("MINUTE", "HOUR", "DAY"), f"{path.name}: a window in {unit}s"
+
+
+def test_only_an_unbounded_job_disables_checkpoints_after_finished_tasks():
+    """A bounded run (benchmarks, view tests) keeps them: its exactly-once sinks commit their last
+    records in the final checkpoint, taken after its tasks have finished."""
+    setting = "SET 'execution.checkpointing.checkpoints-after-tasks-finish' = 'false';"
+    env = envs.load("local")
+    assert setting in render(env)
+    env.flink["raw_source_options"] = envs.Namespace({"scan.bounded.mode": "latest-offset"})
+    assert setting not in render(env)
