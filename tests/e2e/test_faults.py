@@ -110,13 +110,16 @@ def test_exact_under_continuous_traffic_through_faults(stack, job):
     since = end_offsets(env, env.topics.raw.name)
     tl = timeline(seed=2020, seconds=SECONDS, rate=RATE, ads=30, partitions=partitions,
                   start_ms=next_start_ms(env), bound_ms=late_delay_ms(env), bucket_ms=bucket_ms(env))
-    partition_of = {eid: (murmur2(s.key) & 0x7FFFFFFF) % partitions for _, eid, s in tl.sends}
+    def partition(send) -> int:  # as the collector's producer picks it (murmur2 of the key)
+        return (murmur2(send.key) & 0x7FFFFFFF) % partitions
+
+    partition_of = {eid: partition(s) for _, eid, s in tl.sends}
     # Until windows have been seen closed, drop the sends bound for the empty partitions (a
     # duplicate goes with its event): an event, not the clock, ends the empty spell.
     seen_closed = threading.Event()
     url = collector_url(env)
-    sender = Sender(url, dev_keys.SDK, tl.sends, skip=lambda send: not seen_closed.is_set() and
-                    (murmur2(send.key) & 0x7FFFFFFF) % partitions in EMPTY_PARTITIONS)
+    sender = Sender(url, dev_keys.SDK, tl.sends,
+                    skip=lambda send: not seen_closed.is_set() and partition(send) in EMPTY_PARTITIONS)
     chaos = Chaos(stack, env, job, visible_timeout_s=60)
     rng = random.Random(20)
     job_faults = list(JOB_FAULTS)
