@@ -224,14 +224,13 @@ def read_deliveries(env, since: dict[int, int] | None = None):
     librdkafka: a fault test reads hundreds of thousands of records at each check."""
     from confluent_kafka import Consumer, TopicPartition as TP
 
-    from adagg.oracle import Delivery
     from collector.config import kafka_client_config
 
     topic = env.topics.raw.name
     ends = end_offsets(env, topic)
     consumer = Consumer({**kafka_client_config(env), "group.id": "adagg-oracle", "enable.auto.commit": False,
                          "auto.offset.reset": "earliest"})
-    out, loads = [], json.loads
+    out = []
     try:
         oldest = {p: consumer.get_watermark_offsets(TP(topic, p), timeout=15)[0] for p in ends}
         start = {p: max((since or {}).get(p, 0), oldest[p]) for p in ends}
@@ -247,13 +246,67 @@ def read_deliveries(env, since: dict[int, int] | None = None):
                     continue
                 p = msg.partition()
                 if left.get(p, 0) > 0 and msg.offset() < ends[p]:
-                    received = dict(msg.headers() or ()).get("adagg-received-at")
-                    out.append(Delivery(p, msg.offset(), loads(msg.value()),
-                                        int(received) if received is not None else None))
+                    out.append(delivery(msg))
                     left[p] -= 1
     finally:
         consumer.close()
     return out
+
+
+class TopicReader:
+    """Topics read incrementally by one consumer kept open: each `read()` returns the records
+    written since the last one, up to the end offsets of that moment, per topic in partition and
+    offset order. `committed`: read_committed, so an open transaction holds its partition's reading
+    back; the read then ends after idle_timeout_s without records, once for all the topics. A
+    fault test checks outputs that keep growing: reading them again from the start took most of
+    each check. `start`: topic -> partition -> first offset (default: the beginning)."""
+
+    def __init__(self, env, topics: list[str], start: dict[str, dict[int, int]] | None = None,
+                 committed: bool = True, idle_timeout_s: float = 2.0):
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition as TP
+
+        from collector.config import kafka_client_config
+
+        self.idle_timeout_s = idle_timeout_s
+        self.consumer = Consumer({**kafka_client_config(env), "group.id": "adagg-reader", "enable.auto.commit": False,
+                                  "auto.offset.reset": "earliest",  # a start offset retention has deleted
+                                  "isolation.level": "read_committed" if committed else "read_uncommitted"})
+        self.parts = [TP(topic, p, (start or {}).get(topic, {}).get(p, OFFSET_BEGINNING))
+                      for topic in topics for p in end_offsets(env, topic)]
+        self.consumer.assign(self.parts)
+
+    def read(self) -> dict[str, list]:
+        """The records (confluent_kafka Messages) written since the last read, by topic."""
+        from confluent_kafka import TopicPartition as TP
+
+        ends = {(tp.topic, tp.partition): self.consumer.get_watermark_offsets(TP(tp.topic, tp.partition), timeout=15)[1]
+                for tp in self.parts}
+        out: dict[str, list] = {tp.topic: [] for tp in self.parts}
+        idle_since = time.monotonic()
+        while True:
+            behind = [tp for tp in self.consumer.position(self.parts)
+                      if ends[(tp.topic, tp.partition)] > 0 and tp.offset < ends[(tp.topic, tp.partition)]]
+            if not behind:
+                return out
+            batch = self.consumer.consume(10_000, timeout=0.5)
+            if batch:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > self.idle_timeout_s:
+                return out
+            for msg in batch:
+                if msg.error() is None:
+                    out[msg.topic()].append(msg)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def delivery(msg):
+    """A raw-topic record as adagg.oracle.Delivery: an event or a collector heartbeat, where it sits."""
+    from adagg.oracle import Delivery
+
+    received = dict(msg.headers() or ()).get("adagg-received-at")
+    return Delivery(msg.partition(), msg.offset(), json.loads(msg.value()), int(received) if received is not None else None)
 
 
 def newest_event_time(env, lookback: int = 20_000) -> int | None:

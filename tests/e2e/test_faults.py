@@ -37,7 +37,7 @@ from adagg import flink
 from adagg.chaos import Chaos
 from adagg.demo import next_start_ms, wait_for_pinot
 from adagg.env import bucket_ms, late_delay_ms, load
-from adagg.kafka_io import end_offsets, phase_sender, read_deliveries, read_topic
+from adagg.kafka_io import TopicReader, delivery, end_offsets, phase_sender, read_deliveries
 from adagg.live_traffic import Sender, timeline
 from adagg.oracle import TABLE_KEYS, derive_from_deliveries
 from adagg.sql import output_topic
@@ -46,7 +46,7 @@ from collector import dev_keys
 from collector.client import collector_url
 
 RATE = 250  # new events a second
-SECONDS = 1200  # of traffic at most: the sender is stopped TAIL_S after the last fault
+SECONDS = 1800  # of traffic at most (the test's time limit): the sender is stopped TAIL_S after the last fault
 TAIL_S = 30
 CLOSED_BY_S = 115  # by then windows have closed (the first after 75 s of event time, plus a commit)
 CLOSED_TIMEOUT_S = 180  # how long windows may take to close after that, faults and recoveries included
@@ -59,43 +59,61 @@ QUIET_S = 11  # from a recovery to the next job fault: above the 10 s reset-back
 CHECKPOINT_MS_MAX = 10_000  # the heap-state job's checkpoints had reached 42 s
 
 
-def check_so_far(env, since: dict[int, int]) -> dict:
+class Checks:
     """Every final row written so far equals the oracle of what the raw topic holds, and no
     exactly-once topic holds a key twice. Rows not written yet are not asked for: a window the
     job has closed can no longer change (a later event of it is late by its partition's
     watermark), so the oracle's value of it is final. The outputs are read first: every record the
-    job had read before writing them is in the raw topic when it is read after."""
-    outputs = {out: list(read_topic(env, output_topic(env, out.topic_suffix).name))
-               for out in OUTPUTS if not out.changelog}
-    deliveries = read_deliveries(env, since)
-    oracle = derive_from_deliveries(deliveries, env.topics.raw.partitions, late_delay_ms(env), bucket_ms(env),
-                                    mix_stats=False)
-    problems, rows = [], 0
-    for out, records in outputs.items():
-        expected = getattr(oracle, out.oracle_table)
-        record_keys, keys = record_key_columns(out), TABLE_KEYS[out.oracle_table]
-        seen: dict = {}
-        for _, record in records:
-            key = tuple(record[c] for c in record_keys)
-            if key in seen:
-                problems.append(f"{out.name}: key {key} written twice")
-            seen[key] = record
-        for record in summed(out, list(seen.values())):
-            key = tuple(record[c] for c in keys)
-            want = expected.get(key if len(keys) > 1 else key[0])
-            if want is None or {c: record[c] for c in want} != want:
-                problems.append(f"{out.name}: {key} is {record}, the oracle says {want}")
-        rows += len(seen)
-    per_partition = Counter(d.partition for d in deliveries)
-    return {"problems": problems, "final_rows": rows,
-            "oracle": f"final watermark {oracle.final_watermark_ms}, deliveries per partition {dict(per_partition)}"}
+    job had read before writing them is in the raw topic when it is read after. Each check reads
+    only what was written since the last one (the oracle is derived again from every delivery)."""
+
+    def __init__(self, env, since: dict[int, int]):
+        self.env = env
+        self.outputs = [out for out in OUTPUTS if not out.changelog]
+        self.topic = {out: output_topic(env, out.topic_suffix).name for out in self.outputs}
+        self.output_reader = TopicReader(env, list(self.topic.values()))
+        self.raw_reader = TopicReader(env, [env.topics.raw.name], start={env.topics.raw.name: since}, committed=False)
+        self.records: dict = {out: [] for out in self.outputs}
+        self.deliveries: list = []
+
+    def __call__(self) -> dict:
+        written = self.output_reader.read()
+        for out in self.outputs:
+            self.records[out] += [json.loads(msg.value()) for msg in written[self.topic[out]] if msg.value() is not None]
+        self.deliveries += [delivery(msg) for msg in self.raw_reader.read()[self.env.topics.raw.name]]
+        env = self.env
+        oracle = derive_from_deliveries(self.deliveries, env.topics.raw.partitions, late_delay_ms(env), bucket_ms(env),
+                                        mix_stats=False)
+        problems, rows = [], 0
+        for out, records in self.records.items():
+            expected = getattr(oracle, out.oracle_table)
+            record_keys, keys = record_key_columns(out), TABLE_KEYS[out.oracle_table]
+            seen: dict = {}
+            for record in records:
+                key = tuple(record[c] for c in record_keys)
+                if key in seen:
+                    problems.append(f"{out.name}: key {key} written twice")
+                seen[key] = record
+            for record in summed(out, list(seen.values())):
+                key = tuple(record[c] for c in keys)
+                want = expected.get(key if len(keys) > 1 else key[0])
+                if want is None or {c: record[c] for c in want} != want:
+                    problems.append(f"{out.name}: {key} is {record}, the oracle says {want}")
+            rows += len(seen)
+        per_partition = Counter(d.partition for d in self.deliveries)
+        return {"problems": problems, "final_rows": rows,
+                "oracle": f"final watermark {oracle.final_watermark_ms}, deliveries per partition {dict(per_partition)}"}
+
+    def close(self) -> None:
+        self.output_reader.close()
+        self.raw_reader.close()
 
 
-def wait_for_closed_windows(env, since: dict[int, int], timeout_s: float) -> int:
+def wait_for_closed_windows(check: Checks, timeout_s: float) -> int:
     """The number of final rows once there is one (each equal to the oracle), polled."""
     deadline = time.time() + timeout_s
     while True:
-        state = check_so_far(env, since)
+        state = check()
         assert state["problems"] == [], (state["oracle"], state["problems"][:3])
         if state["final_rows"] > 0:
             return state["final_rows"]
@@ -127,10 +145,11 @@ def test_exact_under_continuous_traffic_through_faults(stack, job):
     in_quiet = dict(zip(rng.sample(range(len(job_faults)), 2), (chaos.kill_collector, chaos.restart_pinot_server)))
     apply_fault = {"taskmanager": chaos.kill_taskmanager, "kafka": chaos.kill_kafka}
     log: list[dict] = []
+    check = Checks(env, since)
 
     def checked(recovery) -> None:
         t0 = time.time()
-        state = check_so_far(env, since)
+        state = check()
         log.append({**recovery.as_dict(), "final_rows": state["final_rows"], "check_s": round(time.time() - t0, 1),
                     "traffic_s": round(time.time() - sender.started_at)})
         print(json.dumps(log[-1]), flush=True)
@@ -144,7 +163,7 @@ def test_exact_under_continuous_traffic_through_faults(stack, job):
             if closed_while_empty is None and time.time() - sender.started_at > CLOSED_BY_S - 60:
                 # Windows close while two partitions have had no event: their heartbeats carry the time.
                 time.sleep(max(0.0, sender.started_at + CLOSED_BY_S - time.time()))
-                closed_while_empty = wait_for_closed_windows(env, since, CLOSED_TIMEOUT_S)
+                closed_while_empty = wait_for_closed_windows(check, CLOSED_TIMEOUT_S)
                 seen_closed.set()
             if n in in_quiet:
                 time.sleep(rng.uniform(0, 4))
@@ -165,6 +184,7 @@ def test_exact_under_continuous_traffic_through_faults(stack, job):
     finally:
         sender.stop()
         sender.join()
+        check.close()
     assert sender.stats.rejected == []
     chaos.wait_taskmanagers()
     send, close = phase_sender(env, url)

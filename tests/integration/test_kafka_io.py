@@ -12,7 +12,7 @@ from kafka import KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from adagg.demo import next_start_ms
-from adagg.kafka_io import connection, ensure_topics, newest_event_time, read_deliveries
+from adagg.kafka_io import TopicReader, connection, ensure_topics, newest_event_time, read_deliveries
 from collector.heartbeat import Heartbeat
 from tests.integration.conftest import isolated_env
 
@@ -65,3 +65,40 @@ def test_reading_from_an_offset_retention_deleted_starts_at_the_oldest_kept_reco
     admin.delete_records({TopicPartition(topic, 0): 4}, timeout_ms=30_000)
     admin.close()
     assert [(d.offset, d.record["event_id"]) for d in read_deliveries(env)] == [(n, f"e{n}") for n in range(4, 10)]
+
+
+def test_a_topic_reader_returns_what_was_committed_since_its_last_read(kafka):
+    """Two topics, one read incrementally: each read returns only the records written since the
+    last, a transaction still open is not waited for (it comes with the read after its commit),
+    and a start offset skips what came before it."""
+    from confluent_kafka import Producer
+
+    from collector.config import kafka_client_config
+
+    env = isolated_env(f"reader-{uuid.uuid4().hex[:8]}")
+    ensure_topics(env, say=lambda *_: None)
+    first, second = env.topics.raw.name, env.topics.late.name
+    plain = KafkaProducer(**connection(env), acks="all")
+    for n in range(3):
+        plain.send(first, value=json.dumps({"n": n}).encode(), partition=0)
+    plain.flush()
+    reader = TopicReader(env, [first, second], start={first: {0: 1}})
+    txn = Producer({**kafka_client_config(env), "transactional.id": f"reader-test-{uuid.uuid4().hex[:8]}"})
+    try:
+        assert _values(reader.read()) == {first: [1, 2], second: []}
+        txn.init_transactions()
+        txn.begin_transaction()
+        txn.produce(second, json.dumps({"n": 10}).encode(), partition=0)
+        txn.flush()
+        plain.send(first, value=json.dumps({"n": 3}).encode(), partition=2)
+        plain.flush()
+        assert _values(reader.read()) == {first: [3], second: []}
+        txn.commit_transaction()
+        assert _values(reader.read()) == {first: [], second: [10]}
+    finally:
+        reader.close()
+        plain.close()
+
+
+def _values(records: dict[str, list]) -> dict[str, list]:
+    return {topic: [json.loads(msg.value())["n"] for msg in msgs] for topic, msgs in records.items()}
