@@ -255,8 +255,8 @@ def read_deliveries(env, since: dict[int, int] | None = None):
 
 class TopicReader:
     """Topics read incrementally by one consumer kept open: each `read()` returns the records
-    written since the last one, up to the end offsets of that moment, per topic in partition and
-    offset order. `committed`: read_committed, so an open transaction holds its partition's reading
+    written since the last one (at least up to the end offsets of that moment), by topic, each
+    partition's records in offset order (partitions interleave). `committed`: read_committed, so an open transaction holds its partition's reading
     back; the read then ends after idle_timeout_s without records, once for all the topics. A
     fault test checks outputs that keep growing: reading them again from the start took most of
     each check. `start`: topic -> partition -> first offset (default: the beginning)."""
