@@ -153,39 +153,18 @@ def wait_until_consumed(env, timeout_s: float) -> bool:
 
 def read_topic(env, topic: str, idle_timeout_s: float = 2.0) -> Iterator[tuple[bytes, dict | None]]:
     """Every committed record of a topic from the beginning, as (key, decoded JSON value or None
-    for a tombstone), each partition in order. Stops once every partition is read to the end
-    offsets taken at the start, or after idle_timeout_s without records (an open transaction keeps
-    the end out of a read_committed consumer's reach). librdkafka: several times faster than
-    kafka-python, which mattered to checks that read every output while traffic flows."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition as TP
-
-    from collector.config import kafka_client_config
-
-    consumer = Consumer({**kafka_client_config(env), "group.id": "adagg-reader", "enable.auto.commit": False,
-                         "isolation.level": "read_committed"})
+    for a tombstone), each partition in order: one TopicReader.read(), so it stops once every
+    partition is read to the end offsets taken at the start, or after idle_timeout_s without
+    records (an open transaction keeps the end out of a read_committed consumer's reach). A topic
+    that does not exist reads as empty. librdkafka: several times faster than kafka-python, which
+    mattered to checks that read every output while traffic flows."""
+    reader = TopicReader(env, [topic], idle_timeout_s=idle_timeout_s)
     try:
-        meta = consumer.list_topics(topic, timeout=15).topics.get(topic)
-        if meta is None or meta.error or not meta.partitions:
-            return
-        parts = [TP(topic, p) for p in meta.partitions]
-        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=15)[1] for tp in parts}
-        consumer.assign([TP(topic, p, OFFSET_BEGINNING) for p in ends])
-        idle_since = time.monotonic()
-        while True:
-            positions = consumer.position(parts)
-            if all(tp.offset >= ends[tp.partition] or ends[tp.partition] == 0 for tp in positions):
-                return
-            batch = consumer.consume(10_000, timeout=0.5)
-            if batch:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > idle_timeout_s:
-                return
-            for record in batch:
-                if record.error() is None:
-                    value = record.value()
-                    yield record.key(), None if value is None else json.loads(value)
+        for record in reader.read().get(topic, []):
+            value = record.value()
+            yield record.key(), None if value is None else json.loads(value)
     finally:
-        consumer.close()
+        reader.close()
 
 
 def end_offsets(env, topic: str, partitions: int | None = None, timeout_s: float = 120) -> dict[int, int]:
@@ -256,10 +235,12 @@ def read_deliveries(env, since: dict[int, int] | None = None):
 class TopicReader:
     """Topics read incrementally by one consumer kept open: each `read()` returns the records
     written since the last one (at least up to the end offsets of that moment), by topic, each
-    partition's records in offset order (partitions interleave). `committed`: read_committed, so an open transaction holds its partition's reading
-    back; the read then ends after idle_timeout_s without records, once for all the topics. A
-    fault test checks outputs that keep growing: reading them again from the start took most of
-    each check. `start`: topic -> partition -> first offset (default: the beginning)."""
+    partition's records in offset order (partitions interleave). `committed`: read_committed, so
+    an open transaction holds its partition's reading back; the read then ends after
+    idle_timeout_s without records, once for all the topics. A fault test checks outputs that keep
+    growing: reading them again from the start took most of each check. `start`: topic ->
+    partition -> first offset (default: the beginning). A topic that does not exist has no
+    partitions to read."""
 
     def __init__(self, env, topics: list[str], start: dict[str, dict[int, int]] | None = None,
                  committed: bool = True, idle_timeout_s: float = 2.0):
@@ -267,13 +248,17 @@ class TopicReader:
 
         from collector.config import kafka_client_config
 
-        self.idle_timeout_s = idle_timeout_s
+        self.topics, self.idle_timeout_s = topics, idle_timeout_s
         self.consumer = Consumer({**kafka_client_config(env), "group.id": "adagg-reader", "enable.auto.commit": False,
                                   "auto.offset.reset": "earliest",  # a start offset retention has deleted
                                   "isolation.level": "read_committed" if committed else "read_uncommitted"})
         self.parts = [TP(topic, p, (start or {}).get(topic, {}).get(p, OFFSET_BEGINNING))
-                      for topic in topics for p in end_offsets(env, topic)]
+                      for topic in topics for p in self._partitions(topic)]
         self.consumer.assign(self.parts)
+
+    def _partitions(self, topic: str) -> list[int]:
+        meta = self.consumer.list_topics(topic, timeout=15).topics.get(topic)
+        return [] if meta is None or meta.error or not meta.partitions else sorted(meta.partitions)
 
     def read(self) -> dict[str, list]:
         """The records (confluent_kafka Messages) written since the last read, by topic."""
@@ -281,7 +266,7 @@ class TopicReader:
 
         ends = {(tp.topic, tp.partition): self.consumer.get_watermark_offsets(TP(tp.topic, tp.partition), timeout=15)[1]
                 for tp in self.parts}
-        out: dict[str, list] = {tp.topic: [] for tp in self.parts}
+        out: dict[str, list] = {topic: [] for topic in self.topics}
         idle_since = time.monotonic()
         while True:
             behind = [tp for tp in self.consumer.position(self.parts)

@@ -43,7 +43,14 @@ from adagg.contract import EVENT_TYPES, billing_key, bucket_start
 from adagg.oracle import BUCKET_MS, DAY_MS, WINDOW_MS, Oracle, derive_oracle, enrich
 
 __all__ = ["BUCKET_MS", "DAY_MS", "TYPE_WEIGHTS", "WINDOW_MS", "Oracle", "Send", "Traffic",
-           "derive_oracle", "encode_event", "enrich", "generate"]
+           "derive_oracle", "encode_event", "enrich", "generate", "key_partition"]
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a keyed record: murmur2 of the key, as Java
+    clients, kafka-python and the collector's producer (murmur2_random) pick it."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
 
 TYPE_WEIGHTS: Mapping[str, float] = MappingProxyType({"impression": 0.70, "click": 0.25, "conversion": 0.05})
 # Share of the on-time (non-fence) events that goes into the main phase; the rest goes to the late phase.
@@ -325,7 +332,7 @@ class Generator:
         for n in itertools.count():
             user = f"{event['user_id']}-{n}"
             key = billing_key({**event, "user_id": user}, self.cfg.bucket_ms).encode()
-            if (murmur2(key) & 0x7FFFFFFF) % self.cfg.partitions == partition:
+            if key_partition(key, self.cfg.partitions) == partition:
                 return user
         raise AssertionError("unreachable")
 

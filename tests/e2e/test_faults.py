@@ -31,7 +31,6 @@ from collections import Counter
 
 import pytest
 import requests
-from kafka.partitioner.default import murmur2
 
 from adagg import flink
 from adagg.chaos import Chaos
@@ -41,6 +40,7 @@ from adagg.kafka_io import TopicReader, delivery, end_offsets, phase_sender, rea
 from adagg.live_traffic import Sender, timeline
 from adagg.oracle import TABLE_KEYS, derive_from_deliveries
 from adagg.sql import output_topic
+from adagg.traffic import key_partition
 from adagg.verify import OUTPUTS, record_key_columns, summed, wait_for_outputs
 from collector import dev_keys
 from collector.client import collector_url
@@ -128,16 +128,13 @@ def test_exact_under_continuous_traffic_through_faults(stack, job):
     since = end_offsets(env, env.topics.raw.name)
     tl = timeline(seed=2020, seconds=SECONDS, rate=RATE, ads=30, partitions=partitions,
                   start_ms=next_start_ms(env), bound_ms=late_delay_ms(env), bucket_ms=bucket_ms(env))
-    def partition(send) -> int:  # as the collector's producer picks it (murmur2 of the key)
-        return (murmur2(send.key) & 0x7FFFFFFF) % partitions
-
-    partition_of = {eid: partition(s) for _, eid, s in tl.sends}
+    partition_of = {eid: key_partition(s.key, partitions) for _, eid, s in tl.sends}
     # Until windows have been seen closed, drop the sends bound for the empty partitions (a
     # duplicate goes with its event): an event, not the clock, ends the empty spell.
     seen_closed = threading.Event()
     url = collector_url(env)
     sender = Sender(url, dev_keys.SDK, tl.sends,
-                    skip=lambda send: not seen_closed.is_set() and partition(send) in EMPTY_PARTITIONS)
+                    skip=lambda send: not seen_closed.is_set() and key_partition(send.key, partitions) in EMPTY_PARTITIONS)
     chaos = Chaos(stack, env, job, visible_timeout_s=60)
     rng = random.Random(20)
     job_faults = list(JOB_FAULTS)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import httpx
-from kafka.partitioner.default import murmur2
 
 from adagg.live_traffic import Sender, timeline
+from adagg.traffic import key_partition
 
 BUCKETS = {"impression": 60_000, "click": 60_000, "conversion": 3_600_000}
 START = 1_800_000_000_000
@@ -38,7 +38,7 @@ def test_every_send_is_clearly_on_time_or_clearly_late_and_some_are_late():
 
 def test_the_close_fences_one_per_partition_past_every_window():
     tl = make(seconds=60)
-    assert sorted((murmur2(s.key) & 0x7FFFFFFF) % 4 for s in tl.close) == [0, 1, 2, 3]
+    assert sorted(key_partition(s.key, 4) for s in tl.close) == [0, 1, 2, 3]
     assert all(json.loads(s.value)["event_time"] >= tl.end_ms + 15_000 + 60_000 for s in tl.close)
 
 
@@ -56,8 +56,8 @@ def test_the_sender_drops_what_skip_refuses_when_it_is_due_and_posts_the_rest():
         posted.extend(e["event_id"] for e in events)
         return httpx.Response(200, json={"results": [{"status": "accepted"} for _ in events]})
 
-    on_2 = {eid for _, eid, s in sends if (murmur2(s.key) & 0x7FFFFFFF) % 4 == 2}
-    sender = Sender("http://collector.test", "key", sends, skip=lambda s: (murmur2(s.key) & 0x7FFFFFFF) % 4 == 2)
+    on_2 = {eid for _, eid, s in sends if key_partition(s.key, 4) == 2}
+    sender = Sender("http://collector.test", "key", sends, skip=lambda s: key_partition(s.key, 4) == 2)
     sender.http = httpx.Client(base_url="http://collector.test", transport=httpx.MockTransport(collector))
     sender.run()
     assert sender.error is None and on_2

@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from kafka.partitioner.default import murmur2
 
 from adagg.oracle import Delivery, derive_from_deliveries
-from adagg.traffic import generate
+from adagg.traffic import generate, key_partition
 
 PARTITIONS = 4
 BOUND_MS = 15_000
@@ -27,7 +26,7 @@ def deliveries_of(traffic, heartbeat_every: int = 0) -> list[Delivery]:
     for i, send in enumerate(s for phase in traffic.phases for s in phase):
         record = json.loads(send.value)
         high = max(high, record["event_time"])
-        p = send.partition if send.partition is not None else (murmur2(send.key) & 0x7FFFFFFF) % PARTITIONS
+        p = send.partition if send.partition is not None else key_partition(send.key, PARTITIONS)
         out.append(Delivery(p, offsets[p], record))
         offsets[p] += 1
         if heartbeat_every and i % heartbeat_every == 0:

@@ -9,12 +9,11 @@ import re
 from typing import Any
 
 import pytest
-from kafka.partitioner.default import murmur2
 
 from adagg import fuzz_ids
 from adagg import traffic_catalog as cat
 from adagg.contract import billing_key, bucket_start, validate
-from adagg.traffic import BUCKET_MS, Oracle, Send, Traffic, derive_oracle, generate
+from adagg.traffic import BUCKET_MS, Oracle, Send, Traffic, derive_oracle, generate, key_partition
 
 START = 1_700_000_040_000  # minute-aligned
 BOUND = 5_000
@@ -356,7 +355,7 @@ def test_fences(traffic: Traffic) -> None:
             e = ev(s)
             assert e["user_id"].startswith(f"fence-{name}-{p}-") and e["event_type"] == "impression"
             # Kafka's default partitioner (the collector's too) puts the fence where it belongs.
-            assert (murmur2(s.key) & 0x7FFFFFFF) % PARTITIONS == p
+            assert key_partition(s.key, PARTITIONS) == p
             lab = labels(e)
             assert lab["invalid_reason"] is None and lab["country"] != "ZZ"
             fence_keys.add(s.key)
