@@ -10,8 +10,8 @@ $(STAMP): pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required (apt-get install openjdk-17-jdk-headless)"; exit 1; }
 	@command -v mvn >/dev/null || { echo "Maven is required (apt-get install maven)"; exit 1; }
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install -q 'uv>=0.13'
+	$(BIN)/uv pip install -p $(BIN)/python -e '.[test]'
 	touch $(STAMP)
 
 setup: $(STAMP)            ## venv + Python packages + JVM artifacts (Maven Central)

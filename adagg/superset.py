@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import requests
+from uv import find_uv_bin
 
 from adagg import paths
 from adagg.env import Namespace
@@ -50,15 +51,16 @@ def install(say=print) -> Path:
     if stamp.exists() and stamp.read_text() == digest:
         return venv() / "bin" / "superset"
     say(f"Installing Superset into {venv()} (pinned in {REQUIREMENTS.relative_to(paths.REPO)}; about 800 MB, "
-        "a few minutes the first time) ...")
-    # Without our PYTHONPATH (set for Flink's Python by the job's submission): pip would take the
+        "under a minute the first time) ...")
+    # Without our PYTHONPATH (set for Flink's Python by the job's submission): the installer would take the
     # packages it finds there for installed and leave them out of the venv.
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv())], check=True, env=clean)
-    pip = [str(venv() / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    done = subprocess.run([*pip, "-r", str(REQUIREMENTS)], capture_output=True, text=True, env=clean)
+    # uv, not pip: the same pins installed in seconds instead of a minute or more.
+    uv = [find_uv_bin(), "pip", "install", "-q", "-p", str(venv() / "bin" / "python")]
+    done = subprocess.run([*uv, "-r", str(REQUIREMENTS)], capture_output=True, text=True, env=clean)
     if done.returncode:
-        raise SupersetError(f"pip install -r {REQUIREMENTS} failed:\n{done.stderr[-2000:]}")
+        raise SupersetError(f"uv pip install -r {REQUIREMENTS} failed:\n{done.stderr[-2000:]}")
     stamp.write_text(digest)
     return venv() / "bin" / "superset"
 
