@@ -1,13 +1,14 @@
 """The whole local stack: generator -> Kafka -> Flink session cluster (parallelism 4 over two
 TaskManagers) -> Kafka -> Pinot, every output exact against the oracle, also through the collector
 and with the job submitted by Flink's own SQL client; the query API on real Pinot; the archive,
-reconciliation and billing; then `stack down` must leave no process behind. Tests run in file
-order. Restarts and faults have modules of their own (test_restarts.py, test_faults.py)."""
+reconciliation and billing. Tests run in file order, on the stack they share with
+test_full_stack_superset.py (tests/e2e/conftest.py), whose last test checks that `stack down`
+leaves no process behind. Restarts and faults have modules of their own (test_restarts.py,
+test_faults.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -27,11 +28,15 @@ from adagg.paths import REPO, data
 from adagg.pinot import PinotError, TableSpec, apply, query, tables
 from adagg.record_keys import flink_json_key
 from adagg.slo import OBJECTIVES
-from adagg.stack import MARKER, port_open
 from adagg.verify import wait_for_outputs
 from collector.client import collector_url, wait_ready
 from reconcile.diff import KEY
 from serving.queries import MEASURES, TABLES
+
+@pytest.fixture(scope="module")
+def stack(shared_stack):
+    return shared_stack
+
 
 RUNS: list = []  # the oracle of every run in this module, in order (the serving tests read them)
 
@@ -698,24 +703,11 @@ def test_reconcile_folds_the_late_events_back_in_and_bills_byte_identically(stac
         victim.write_bytes(original)
 
 
-def _our_processes(home: Path) -> list[int]:
-    marker = f"{MARKER}={home}".encode()
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if marker in (proc / "environ").read_bytes().split(b"\0"):
-                    pids.append(int(proc.name))
-            except OSError:
-                pass
-    return pids
-
-
 def test_an_upgrade_that_adds_a_column_keeps_every_row_queryable(stack):
     """`adagg pinot apply` of a schema with a new column (an upgrade: the freshness columns came
     so) reloads the table: a query that reads the new column still sees every row. Failed before
     the reload: Pinot prunes the segments that lack a queried column, and the count was 0. Last
-    but one in the module: Pinot cannot take the column back, so the schema stays upgraded."""
+    in the module: Pinot cannot take the column back, so the schema stays upgraded."""
     env = load("local")
     spec = next(t for t in tables(env) if t.name == "publisher_minute")
     rows = query(env, "SELECT COUNT(*) AS n FROM publisher_minute")[0]["n"]
@@ -726,16 +718,3 @@ def test_an_upgrade_that_adds_a_column_keeps_every_row_queryable(stack):
         "update schema publisher_minute"]
     _until(lambda: query(env, "SELECT COUNT(*) AS n, MIN(upgrade_probe) AS m FROM publisher_minute")[0]["n"] == rows,
            60, f"all {rows} rows of publisher_minute answering a query of the new column")
-
-
-def test_stack_down_leaves_no_process(stack):
-    assert _our_processes(stack.home)
-    stack.down()
-    assert _our_processes(stack.home) == []
-    s = stack.s
-    for port in (s.kafka.port, s.zookeeper.port, s.pinot_controller.port, s.pinot_broker.port,
-                 s.pinot_server.admin_port, s.flink_jobmanager.port, stack.env.collector.port,
-                 s.prometheus.port, stack.env.serving.port, s.kafka.metrics_port, s.flink_jobmanager.metrics_port):
-        assert not port_open(port), f"port {port} still open after stack down"
-    assert not any(p.exists() for p in (stack.pid_file(svc.name) for svc in stack.services))
-    assert os.environ.get(MARKER) is None

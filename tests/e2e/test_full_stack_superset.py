@@ -3,23 +3,28 @@ superset up` installs Superset into its own venv, starts it and imports the dash
 puts back what was edited; each dashboard has its charts; every chart's data endpoint returns rows,
 and over the closed range of one run the figures equal the run's oracle and a direct Pinot query;
 headless Chromium renders every dashboard with no error shown, and the screenshots are kept
-(.adagg/test-artifacts/superset/). Tests run in file order on one fresh stack."""
+(.adagg/test-artifacts/superset/). Tests run in file order, on the stack test_full_stack.py leaves
+running (tests/e2e/conftest.py: shared, or started fresh when this module runs alone); the last
+one stops it and checks that `stack down` leaves no process behind."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from adagg import paths, superset
-from adagg.demo import make_traffic, next_start_ms
+from adagg.demo import make_traffic, next_start_ms, run_since_ms
 from adagg.env import load
 from adagg.kafka_io import read_topic, send_traffic
 from adagg.pinot import query
+from adagg.stack import MARKER, port_open
 from adagg.superset_bundle import load_spec
 from adagg.verify import wait_for_outputs
 from collector import dev_keys
@@ -57,6 +62,11 @@ def _reconcile_the_day(env, day: int) -> None:
 
 
 @pytest.fixture(scope="module")
+def stack(shared_stack):
+    return shared_stack
+
+
+@pytest.fixture(scope="module")
 def run(job):
     """One run through the collector over a day that closes (so ad_day is final), reconciled (its
     late events corrected), and some refused events for the dead-letter chart, every output exact;
@@ -69,7 +79,8 @@ def run(job):
     send_traffic(env, traffic, pause_s=4, collector_url=url, say=lambda *_: None)
     refused = [b'{"schema_version": 1, "event_type": "click"}', b'{"schema_version": 99}', b"[1, 2", b'"text"']
     CollectorClient(url, dev_keys.SDK).post(refused)
-    assert [r.summary() for r in wait_for_outputs(env, traffic.oracle, timeout_s=240) if not r.exact] == []
+    results = wait_for_outputs(env, traffic.oracle, timeout_s=240, since_ms=run_since_ms(traffic.oracle))
+    assert [r.summary() for r in results if not r.exact] == []
     _reconcile_the_day(env, day)
     up = _cli("superset", "up")
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
@@ -220,3 +231,29 @@ def test_a_browser_renders_every_dashboard_without_an_error(run):
         assert r.errors == [] and r.charts == charts[r.slug], (r.slug, r.errors, r.charts)
         assert r.screenshot.stat().st_size > 20_000, r.screenshot  # a drawn page, not a blank one
     print(f"screenshots: {ARTIFACTS}")
+
+
+def _our_processes(home: Path) -> list[int]:
+    marker = f"{MARKER}={home}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker in (proc / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(proc.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_stack_down_leaves_no_process(stack):
+    assert _our_processes(stack.home)
+    stack.down()
+    assert _our_processes(stack.home) == []
+    s = stack.s
+    for port in (s.kafka.port, s.zookeeper.port, s.pinot_controller.port, s.pinot_broker.port,
+                 s.pinot_server.admin_port, s.flink_jobmanager.port, stack.env.collector.port,
+                 s.prometheus.port, stack.env.serving.port, s.kafka.metrics_port, s.flink_jobmanager.metrics_port):
+        assert not port_open(port), f"port {port} still open after stack down"
+    assert not any(p.exists() for p in (stack.pid_file(svc.name) for svc in stack.services))
+    assert os.environ.get(MARKER) is None
