@@ -32,12 +32,16 @@ def shared_stack(stack_lock):
 
 @pytest.fixture(scope="module")
 def job(stack):
-    """The streaming job on the module's stack, with its topics and Pinot tables: the one running
-    (a shared stack's), or one submitted."""
+    """The streaming job on the module's stack: the one running (a shared stack's, whose topics
+    and Pinot tables the module that started it made: its tests may have changed them since), or
+    one submitted with its topics and tables."""
     env = load("local")
-    ensure_topics(env, say=lambda *_: None)
-    apply(env, say=lambda *_: None)
     running = flink.running_jobs(env)
-    job_id = running[0]["jid"] if running else flink.submit("local", say=lambda *_: None)
+    if running:
+        job_id = running[0]["jid"]
+    else:
+        ensure_topics(env, say=lambda *_: None)
+        apply(env, say=lambda *_: None)
+        job_id = flink.submit("local", say=lambda *_: None)
     flink.wait_running(env.flink.rest_url, job_id)
     return job_id

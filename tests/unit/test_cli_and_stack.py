@@ -314,3 +314,33 @@ def test_job_status_reads_as_an_operator_needs_it():
     assert "RUNNING, up 93 s, 1 restarts" in text and "#7, 2.5 s ago, took 812 ms, 1,234,567 bytes" in text
     assert "watermark after Source: src_ad_events_raw: 2026-11-30T00:53:20Z" in text and "Source: other: none yet" in text
     assert "1,200 records" in text and format_status([]) == "no streaming job is running"
+
+
+def test_stop_kills_a_group_that_ignores_sigterm_after_its_own_grace():
+    """`stack down` gives each service its own grace (the Pinot server 5 s): a group that ignores
+    SIGTERM is killed once its grace is over, without waiting for another group's longer one."""
+    import time
+
+    from adagg.stack import group_alive, kill_groups
+
+    deaf = subprocess.Popen([sys.executable, "-c", "import signal, sys, time; signal.signal(signal.SIGTERM, "
+                             "signal.SIG_IGN); print(flush=True); time.sleep(60)"], stdout=subprocess.PIPE,
+                            start_new_session=True)
+    polite = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    deaf.stdout.readline()  # SIGTERM is ignored from here on
+    t0 = time.monotonic()
+    kill_groups([deaf.pid, polite.pid], {deaf.pid: 0.5, polite.pid: 60})
+    elapsed = time.monotonic() - t0
+    # (group_alive reaps them, so Popen cannot tell how they ended.)
+    assert not group_alive(deaf.pid) and not group_alive(polite.pid)
+    assert 0.5 <= elapsed < 30  # the deaf one's grace, not the polite one's 60 s
+
+
+def test_stack_down_stops_dependents_first_and_kafka_and_zookeeper_last():
+    stack = Stack("local")
+    waves = [{s.name for s in wave} for wave in stack._stop_waves(stack.services)]
+    at = {name: i for i, wave in enumerate(waves) for name in wave}
+    for svc in stack.services:
+        assert all(at[svc.name] < at[dep] for dep in svc.after), svc.name
+    assert waves[-1] == {"kafka", "zookeeper"}
+    assert at["flink-taskmanager-1"] < at["flink-jobmanager"] < at["kafka"]
