@@ -52,8 +52,8 @@ def install(say=print) -> Path:
         return venv() / "bin" / "superset"
     say(f"Installing Superset into {venv()} (pinned in {REQUIREMENTS.relative_to(paths.REPO)}; about 800 MB, "
         "under a minute the first time) ...")
-    # Without our PYTHONPATH (set for Flink's Python by the job's submission): the installer would take the
-    # packages it finds there for installed and leave them out of the venv.
+    # Without our PYTHONPATH (set for Flink's Python by the job's submission): the installer would
+    # take the packages it finds there for installed and leave them out of the venv.
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv())], check=True, env=clean)
     # uv, not pip: the same pins installed in seconds instead of a minute or more.
