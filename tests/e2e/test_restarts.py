@@ -187,6 +187,7 @@ def test_late_events_sent_while_the_job_is_stopped_with_a_savepoint_go_to_the_la
 
 BACKLOG_EVENTS = 150_000  # minutes of reading for the job as deployed, past the resume's warm-up
 BEHIND_MIN = 10_000  # records the job must still have to read when it is stopped
+BACK_PRESSURED = 200  # ms a second a source subtask waits on its output (1,000: all the time)
 
 
 def _source_times(env, job_id: str) -> dict[str, dict]:
@@ -220,10 +221,12 @@ def test_a_stop_while_the_job_reads_a_backlog_under_back_pressure_is_taken_and_r
         flink.wait_running(env.flink.rest_url, running["jid"])
         deadline = time.monotonic() + 300
         # A resumed job first compiles its code (the source busy, not back-pressured); then the
-        # operators after the source cannot keep up and back-pressure it.
-        while (times := _source_times(env, running["jid"]))["backPressuredTimeMsPerSecond"]["max"] < 500:
+        # operators after the source cannot keep up and back-pressure it. How much depends on the
+        # machine: on faster cores the source itself stays the busier part (a 2-s poll for 500
+        # ms/s once saw the job catch up first), so a fifth of each second blocked is enough.
+        while (times := _source_times(env, running["jid"]))["backPressuredTimeMsPerSecond"]["max"] < BACK_PRESSURED:
             assert time.monotonic() < deadline, f"the source was never back-pressured: {times}"
-            time.sleep(2)
+            time.sleep(0.5)
         behind = sum(consumer_lag(env).values())
         assert behind > BEHIND_MIN, f"the job had caught up ({behind} records behind): a larger backlog"
         stopped = _cli("stop")
